@@ -1,0 +1,106 @@
+// Package report finds kernel crash reports (oopses, BUGs, WARNINGs, panics, lockups,
+// stalls, hung tasks, KASAN/UBSAN) in a guest's serial console, for x86-64 and arm64 and
+// for both the 4.x and 6.x output formats, and turns each into a stable title and
+// signature so the same bug seen on another run, CPU or arch is recognised as the same.
+//
+// The console is treated as bytes: it can contain several reports, lines from several
+// CPUs interleaved, and output that stops mid-report because the guest died. Parse never
+// fails; a report it could not make sense of is marked Corrupted with a reason.
+package report
+
+import (
+	"io"
+)
+
+// Type classifies a report by its first line.
+type Type string
+
+// Report types. The set follows what kernel developers call these crashes.
+const (
+	NullDeref      Type = "NULL-deref"
+	PagingRequest  Type = "paging-request"
+	Bug            Type = "BUG"
+	GPF            Type = "GPF"
+	Warning        Type = "WARNING"
+	Panic          Type = "panic"
+	BadPageState   Type = "bad-page-state"
+	SoftLockup     Type = "soft-lockup"
+	HardLockup     Type = "hard-lockup"
+	RCUStall       Type = "rcu-stall"
+	HungTask       Type = "hung-task"
+	KASAN          Type = "KASAN"
+	UBSAN          Type = "UBSAN"
+	DivideError    Type = "divide-error"
+	InvalidOpcode  Type = "invalid-opcode"
+	ListCorruption Type = "list-corruption"
+	Oops           Type = "oops"
+	Unknown        Type = "unknown"
+)
+
+// Frame is one entry of a stack trace.
+type Frame struct {
+	Func    string // symbol name, "" for an unresolved raw PC
+	Off     uint64 // offset into Func
+	Size    uint64 // size of Func
+	Module  string // "" for vmlinux
+	PC      uint64 // raw address when the kernel printed one (4.x, arm64 4.x), else 0
+	File    string // filled by Symbolizer
+	Line    int    // filled by Symbolizer
+	Inlined bool   // an inlined frame expanded by Symbolizer; it precedes its caller
+	// Unreliable marks 6.x "? func" entries: stale return addresses on the stack that
+	// the unwinder did not prove are part of the call chain.
+	Unreliable bool
+}
+
+// Report is one crash report found in a console log.
+type Report struct {
+	Type  Type
+	Title string
+	// Signature is a hex SHA-256 prefix over the normalised title and the top guilty
+	// frames (function names only), so that addresses, offsets, CPU numbers, PIDs and
+	// timestamps do not change it.
+	Signature string
+	// Start and End are byte offsets of the report in the log given to Parse:
+	// log[Start:End] is the report text.
+	Start, End int
+	Text       []byte
+	// Frames is the crashing task's stack, innermost first, as printed (including
+	// unreliable "?" frames, flagged). Guilty is the index in Frames of the frame the
+	// title names (-1 when none): the first frame that is not generic machinery.
+	Frames          []Frame
+	Guilty          int
+	Corrupted       bool
+	CorruptedReason string
+	CPU             int    // CPU the report was printed for, -1 if unknown
+	PID             int    // -1 if unknown
+	Comm            string // crashing task's name
+	Kernel          string // kernel release from the CPU: line
+	Arch            string // "x86_64" or "arm64", from the register dump
+	// Others holds backtraces of other CPUs/tasks printed inside the report
+	// (NMI backtraces, "Showing all locks", hung-task lists), as raw text.
+	Others []string
+}
+
+// Parse returns every report in log, in order.
+func Parse(log []byte) []*Report {
+	return parse(log)
+}
+
+// ContainsCrash reports cheaply whether log contains the start of any report.
+func ContainsCrash(log []byte) bool {
+	_, ok := findStart(log, 0)
+	return ok
+}
+
+// Complete reports whether the first report starting in log has ended: an end marker
+// (end trace, panic line) or later unrelated output follows it. A live console watcher
+// calls it to know it holds the whole oops.
+func Complete(log []byte) bool {
+	return complete(log)
+}
+
+// WriteTo writes a human-readable report: title, type, signature, the raw text and the
+// (symbolized) trace.
+func (r *Report) WriteTo(w io.Writer) (int64, error) {
+	return r.writeTo(w)
+}
