@@ -1,0 +1,138 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// modulesList names the kernel modules to load, one path per line, in dependency order.
+const modulesList = "/etc/reprolab/modules"
+
+// runInit is PID 1. It must never return: the kernel panics when init exits.
+func runInit() {
+	start := time.Now()
+	os.Setenv("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+	os.Setenv("HOME", "/root")
+	mountAll()
+	logf("init: mounted file systems")
+	_ = unix.Sethostname([]byte("reprolab"))
+	n, failed := loadModules(modulesList)
+	logf("init: loaded %d modules (%d failed) in %v", n, failed, time.Since(start).Round(time.Millisecond))
+	supervise()
+}
+
+func mountAll() {
+	for _, m := range []struct {
+		src, dir, fstype, data string
+		flags                  uintptr
+	}{
+		{"proc", "/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"sysfs", "/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"devtmpfs", "/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID},
+		{"devpts", "/dev/pts", "devpts", "gid=5,mode=620,ptmxmode=666", unix.MS_NOSUID | unix.MS_NOEXEC},
+		{"tmpfs", "/tmp", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV},
+		{"tmpfs", "/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV},
+	} {
+		_ = os.MkdirAll(m.dir, 0o755)
+		err := unix.Mount(m.src, m.dir, m.fstype, m.flags, m.data)
+		if err != nil && !errors.Is(err, unix.EBUSY) {
+			logErr("init: mount %s on %s: %v", m.fstype, m.dir, err)
+		}
+	}
+}
+
+// loadModules loads every module listed in path. A module already present (built in, or
+// loaded as a dependency) is fine; anything else is reported loudly but does not stop the
+// boot, so the host can still connect and see what is missing.
+func loadModules(path string) (loaded, failed int) {
+	f, err := os.Open(path)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			logErr("init: %v", err)
+		}
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p := strings.TrimSpace(sc.Text())
+		if p == "" || strings.HasPrefix(p, "#") {
+			continue
+		}
+		if err := loadModule(p); err != nil {
+			failed++
+			logErr("init: MODULE LOAD FAILED: %s: %v", p, err)
+			continue
+		}
+		loaded++
+	}
+	return loaded, failed
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = unix.FinitModule(int(f.Fd()), "", 0)
+	if errors.Is(err, unix.ENOSYS) {
+		// Kernels before 3.8 have only init_module.
+		var b []byte
+		if b, err = os.ReadFile(path); err == nil {
+			err = unix.InitModule(b, "")
+		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	return err
+}
+
+// supervise starts the SSH server as a child and then only reaps: orphans reparent to PID 1,
+// while the server reaps its own commands, so exit statuses are never stolen.
+func supervise() {
+	var server int
+	for {
+		if server == 0 {
+			cmd := exec.Command("/proc/self/exe", "serve")
+			cmd.Args[0] = "/init"
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err := cmd.Start(); err != nil {
+				logErr("init: start server: %v", err)
+				time.Sleep(time.Second)
+				continue
+			}
+			server = cmd.Process.Pid
+		}
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err != nil {
+			if !errors.Is(err, unix.EINTR) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		if pid == server {
+			logErr("init: server exited (%s); restarting", describe(ws))
+			server = 0
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+func describe(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal " + unix.SignalName(ws.Signal())
+	}
+	return "status " + strconv.Itoa(ws.ExitStatus())
+}

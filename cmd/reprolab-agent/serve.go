@@ -1,0 +1,301 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	portName           = "org.reprolab.agent"
+	hostKeyPath        = "/etc/reprolab/ssh_host_ed25519_key"
+	authorizedKeysPath = "/etc/reprolab/authorized_keys"
+)
+
+// serve runs the SSH server over the virtio-serial port, one SSH connection at a time, for
+// ever: when the host goes away it reopens the port and waits for the next connection.
+func serve() error {
+	config, err := serverConfig()
+	if err != nil {
+		return err
+	}
+	dev, err := findPort(portName)
+	if err != nil {
+		return err
+	}
+	logf("serve: port %s is %s", portName, dev)
+	ready := false
+	for {
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", dev, err)
+		}
+		if !ready {
+			logf("ready")
+			ready = true
+		}
+		first, err := waitForHost(f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		c := &portConn{File: f, pre: first}
+		if err := serveConn(c, config); err != nil {
+			logf("serve: connection: %v", err)
+		}
+		f.Close()
+	}
+}
+
+func serverConfig() (*ssh.ServerConfig, error) {
+	keyPEM, err := os.ReadFile(hostKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w (the base initramfs must contain it)", err)
+	}
+	hostKey, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("host key %s: %w", hostKeyPath, err)
+	}
+	authData, err := os.ReadFile(authorizedKeysPath)
+	if err != nil {
+		return nil, fmt.Errorf("authorized keys: %w (the per-run overlay initramfs must contain it)", err)
+	}
+	authorized := map[string]bool{}
+	for rest := authData; len(bytes.TrimSpace(rest)) > 0; {
+		var k ssh.PublicKey
+		k, _, _, rest, err = ssh.ParseAuthorizedKey(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", authorizedKeysPath, err)
+		}
+		authorized[string(k.Marshal())] = true
+	}
+	if len(authorized) == 0 {
+		return nil, fmt.Errorf("%s holds no keys", authorizedKeysPath)
+	}
+	config := &ssh.ServerConfig{
+		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			if authorized[string(key.Marshal())] {
+				return nil, nil
+			}
+			return nil, errors.New("key not authorized")
+		},
+	}
+	config.AddHostKey(hostKey)
+	return config, nil
+}
+
+// findPort waits for the virtio-serial port called name and returns its device node. The
+// port appears once virtio_console is loaded and the device is probed.
+func findPort(name string) (string, error) {
+	start := time.Now()
+	warned := false
+	for {
+		dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "name"))
+			if err == nil && strings.TrimSpace(string(b)) == name {
+				dev := "/dev/" + filepath.Base(d)
+				if _, err := os.Stat(dev); err == nil {
+					return dev, nil
+				}
+			}
+		}
+		if !warned && time.Since(start) > 10*time.Second {
+			logErr("serve: still no virtio-serial port named %s (is virtio_console loaded and QEMU given -device virtserialport,name=%s?)", name, name)
+			warned = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitForHost blocks until the host has connected and sent its first byte. While no host is
+// connected the port reads as end-of-file at once, so that is polled; once the host is there
+// a read blocks until the SSH client sends its version line.
+func waitForHost(f *os.File) ([]byte, error) {
+	b := make([]byte, 256)
+	for {
+		n, err := f.Read(b)
+		if n > 0 {
+			return b[:n], nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// portConn makes the virtio-serial port look like the net.Conn the ssh package wants.
+type portConn struct {
+	*os.File
+	pre []byte
+}
+
+func (c *portConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.File.Read(b)
+}
+
+type portAddr struct{}
+
+func (portAddr) Network() string { return "virtio-serial" }
+func (portAddr) String() string  { return portName }
+
+func (c *portConn) LocalAddr() net.Addr  { return portAddr{} }
+func (c *portConn) RemoteAddr() net.Addr { return portAddr{} }
+
+func serveConn(c net.Conn, config *ssh.ServerConfig) error {
+	conn, chans, reqs, err := ssh.NewServerConn(c, config)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	logf("serve: host connected (%s)", conn.ClientVersion())
+	// Keepalives (keepalive@openssh.com) need a reply, which DiscardRequests gives.
+	go ssh.DiscardRequests(reqs)
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			_ = nc.Reject(ssh.UnknownChannelType, "only session channels")
+			continue
+		}
+		ch, creqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		go session(ch, creqs)
+	}
+	return conn.Wait()
+}
+
+// session serves one session channel: env, exec and signal requests.
+func session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root", "TERM=dumb"}
+	var (
+		mu      sync.Mutex
+		proc    *os.Process
+		exited  = make(chan struct{})
+		started bool
+	)
+	// When the channel goes away (the host cancelled, or the connection dropped) while the
+	// command still runs, kill its whole process group; after a normal exit, leave any
+	// background children alone, as a shell would.
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if proc == nil {
+			ch.Close()
+			return
+		}
+		select {
+		case <-exited:
+		default:
+			_ = unix.Kill(-proc.Pid, unix.SIGKILL)
+		}
+	}()
+	for req := range reqs {
+		switch req.Type {
+		case "env":
+			var kv struct{ Name, Value string }
+			if ssh.Unmarshal(req.Payload, &kv) != nil {
+				req.Reply(false, nil)
+				continue
+			}
+			env = append(env, kv.Name+"="+kv.Value)
+			req.Reply(true, nil)
+		case "exec":
+			var ex struct{ Command string }
+			if started || ssh.Unmarshal(req.Payload, &ex) != nil {
+				req.Reply(false, nil)
+				continue
+			}
+			p, err := startCommand(ch, ex.Command, env, exited)
+			if err != nil {
+				req.Reply(false, nil)
+				fmt.Fprintf(ch.Stderr(), "reprolab-agent: %v\n", err)
+				ch.Close()
+				continue
+			}
+			mu.Lock()
+			proc, started = p, true
+			mu.Unlock()
+			req.Reply(true, nil)
+		case "signal":
+			var sig struct{ Signal string }
+			mu.Lock()
+			p := proc
+			mu.Unlock()
+			if p != nil && ssh.Unmarshal(req.Payload, &sig) == nil {
+				if s := unix.SignalNum("SIG" + sig.Signal); s != 0 {
+					_ = unix.Kill(-p.Pid, s)
+				}
+			}
+			if req.WantReply {
+				req.Reply(p != nil, nil)
+			}
+		default:
+			// pty-req, shell, subsystem, x11-req...: not offered.
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		}
+	}
+}
+
+// startCommand runs command under /bin/sh -c in its own process group, streams its output to
+// ch and, when it exits, sends exit-status or exit-signal and closes the channel.
+func startCommand(ch ssh.Channel, command string, env []string, exited chan struct{}) (*os.Process, error) {
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Env = env
+	cmd.Dir = "/"
+	cmd.Stdout = ch
+	cmd.Stderr = ch.Stderr()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Background children that keep stdout open must not hold the exit status hostage.
+	cmd.WaitDelay = time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		_, _ = io.Copy(stdin, ch)
+		stdin.Close()
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			name := strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG")
+			_, _ = ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}{name, ws.CoreDump(), "", ""}))
+		} else {
+			_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(ws.ExitStatus())}))
+		}
+		ch.Close()
+	}()
+	return cmd.Process, nil
+}
