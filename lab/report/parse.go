@@ -1,25 +1,454 @@
 package report
 
-import "bytes"
+import (
+	"bytes"
+	"regexp"
+	"strconv"
+	"strings"
+)
 
-var startMarkers = [][]byte{
-	[]byte("BUG: "), []byte("Unable to handle kernel"), []byte("Internal error:"),
-	[]byte("kernel BUG at"), []byte("general protection fault"), []byte("WARNING:"),
-	[]byte("Kernel panic - not syncing"), []byte("divide error:"), []byte("invalid opcode:"),
-	[]byte("INFO: rcu_"), []byte("INFO: task"), []byte("watchdog: BUG:"), []byte("NMI watchdog:"),
-	[]byte("UBSAN:"), []byte("rcu: INFO:"),
+// oopsKind describes one way a report starts: the first line's pattern, the type, and
+// how to make the title. Titles use the wording kernel developers know from syzbot and
+// LKML, made the same across kernel eras and arches: 6.x x86's "BUG: kernel NULL pointer
+// dereference, address:" and arm64's "Unable to handle kernel NULL pointer dereference at
+// virtual address" both become "BUG: unable to handle kernel NULL pointer dereference in
+// FUNC", so one bug seen on both gets one title and one signature.
+type oopsKind struct {
+	re    *regexp.Regexp
+	typ   Type
+	title string // "%s" is replaced by the guilty function; "$1" by the first submatch
+	// noFrames: the report carries no stack of its own worth naming (a bare panic
+	// message); a missing trace does not make it corrupted.
+	noFrames bool
+	// fromLine: take the title's function from the first line itself (WARNING prints
+	// "at file:line func+off/size"), falling back to the guilty frame.
+	fromLine bool
+}
+
+var kinds = []oopsKind{
+	// KASAN and UBSAN first: their first line also starts with "BUG:"/"UBSAN:".
+	{re: regexp.MustCompile(`^BUG: KASAN: ([a-z-]+) in `), typ: KASAN, title: "KASAN: $1 in %s"},
+	{re: regexp.MustCompile(`^UBSAN: ([a-z-]+) in `), typ: UBSAN, title: "UBSAN: $1 in %s"},
+	{re: regexp.MustCompile(`^(?:BUG: kernel NULL pointer dereference, address|BUG: unable to handle kernel NULL pointer dereference at|Unable to handle kernel NULL pointer dereference at virtual address)`),
+		typ: NullDeref, title: "BUG: unable to handle kernel NULL pointer dereference in %s"},
+	{re: regexp.MustCompile(`^(?:BUG: unable to handle page fault for address|BUG: unable to handle kernel paging request at|Unable to handle kernel paging request at virtual address|Unable to handle kernel (?:read|write|execute) from)`),
+		typ: PagingRequest, title: "BUG: unable to handle kernel paging request in %s"},
+	{re: regexp.MustCompile(`^general protection fault`), typ: GPF, title: "general protection fault in %s"},
+	{re: regexp.MustCompile(`^(?:list_add|list_del|list_add_rcu) corruption`), typ: ListCorruption, title: "BUG: corrupted list in %s"},
+	{re: regexp.MustCompile(`^kernel BUG at `), typ: Bug, title: "kernel BUG in %s"},
+	{re: regexp.MustCompile(`^BUG: Bad page state`), typ: BadPageState, title: "BUG: Bad page state in %s"},
+	{re: regexp.MustCompile(`^BUG: Bad page map`), typ: BadPageState, title: "BUG: Bad page map in %s"},
+	{re: regexp.MustCompile(`^(?:watchdog: |NMI watchdog: )?BUG: soft lockup`), typ: SoftLockup, title: "BUG: soft lockup in %s"},
+	{re: regexp.MustCompile(`^(?:NMI watchdog: |watchdog: )?Watchdog detected hard LOCKUP`), typ: HardLockup, title: "watchdog: hard lockup in %s"},
+	{re: regexp.MustCompile(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:stall|stalls|expedited stalls)`), typ: RCUStall, title: "INFO: rcu detected stall in %s"},
+	{re: regexp.MustCompile(`^INFO: task .+ blocked for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s"},
+	{re: regexp.MustCompile(`^WARNING: `), typ: Warning, title: "WARNING in %s", fromLine: true},
+	{re: regexp.MustCompile(`^divide error: `), typ: DivideError, title: "divide error in %s"},
+	{re: regexp.MustCompile(`^invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s"},
+	{re: regexp.MustCompile(`^Internal error: Oops - (?:Undefined instruction|undefined instruction)`), typ: InvalidOpcode, title: "invalid opcode in %s"},
+	{re: regexp.MustCompile(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s"},
+	{re: regexp.MustCompile(`^Internal error: `), typ: Oops, title: "Oops in %s"},
+	{re: regexp.MustCompile(`^BUG: (?:sleeping function called from invalid context|scheduling while atomic|spinlock|workqueue lockup|using smp_processor_id)`), typ: Bug, title: "BUG: $0 in %s"},
+	{re: regexp.MustCompile(`^Kernel panic - not syncing: (.*)`), typ: Panic, title: "kernel panic: $1", noFrames: true},
+}
+
+// quick holds substrings at least one of which every start line contains, so most lines
+// are rejected with a few Contains calls before any regexp runs.
+var quick = []string{"BUG", "Unable to handle", "general protection", "corruption", "WARNING: ",
+	"LOCKUP", "INFO: ", "error: ", "opcode: ", "Internal error", "Kernel panic", "UBSAN: "}
+
+func matchStart(text string) (int, []string) {
+	hit := false
+	for _, q := range quick {
+		if strings.Contains(text, q) {
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		return -1, nil
+	}
+	t := strings.TrimLeft(text, " \t")
+	for i := range kinds {
+		if m := kinds[i].re.FindStringSubmatch(t); m != nil {
+			return i, m
+		}
+	}
+	return -1, nil
+}
+
+// endRe matches the line that closes a report. A panic that follows an oops closes with
+// "---[ end Kernel panic"; the oops itself with "---[ end trace".
+var endRe = regexp.MustCompile(`---\[ end (?:trace|Kernel panic)`)
+
+// continues reports whether a start line inside an already open report is part of it
+// rather than a new report: "invalid opcode" after "kernel BUG at", "Internal error"
+// after arm64's "Unable to handle", the panic that an oops causes, the "kernel BUG at
+// lib/list_debug.c" after "list_add corruption", and so on.
+func continues(open, next *oopsKind, sinceStart int) bool {
+	switch next.typ {
+	case Panic:
+		return true // a panic always ends whatever was being reported
+	case InvalidOpcode:
+		return open.typ == Bug || open.typ == ListCorruption || open.typ == Warning
+	case Bug, Oops:
+		if next.re.String() == kinds[kindIndex("Internal error: Oops - BUG")].re.String() {
+			return open.typ == Bug || open.typ == ListCorruption
+		}
+		if next.typ == Oops {
+			return sinceStart < 8
+		}
+		return open.typ == ListCorruption && sinceStart < 4
+	}
+	return false
+}
+
+func kindIndex(prefix string) int {
+	for i := range kinds {
+		if strings.Contains(kinds[i].re.String(), prefix) {
+			return i
+		}
+	}
+	panic("report: no kind " + prefix)
 }
 
 func findStart(log []byte, from int) (int, bool) {
-	best := -1
-	for _, m := range startMarkers {
-		if i := bytes.Index(log[from:], m); i >= 0 && (best < 0 || from+i < best) {
-			best = from + i
+	for pos := from; pos < len(log); {
+		end := bytes.IndexByte(log[pos:], '\n')
+		if end < 0 {
+			end = len(log)
+		} else {
+			end += pos
 		}
+		raw := log[pos:end]
+		if m := prefixRe.FindIndex(raw); m != nil && len(raw) > 0 && (raw[0] == '[' || raw[0] == '<') {
+			raw = raw[m[1]:]
+		}
+		if k, _ := matchStart(string(raw)); k >= 0 {
+			return pos, true
+		}
+		pos = end + 1
 	}
-	return best, best >= 0
+	return -1, false
 }
 
-func parse(log []byte) []*Report { return nil }
+// bodyRe matches lines that belong to a report's body even though they do not start
+// one: stack frames, register dumps and the fixed headers printed around them. The
+// extent of a report without an end marker (lockups, stalls, hung tasks, bad pages) is
+// its last body line before unrelated output.
+var bodyRe = regexp.MustCompile(`^\s*(?:` +
+	`\? |\[<[0-9a-f]+>\]|[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|` + // frames
+	`<(?:/?IRQ|/?TASK|/?NMI|/?SOFTIRQ|EOI)>|` +
+	`(?:R[A-Z0-9]{1,2}|CS|DS|FS|GS|CR0|CR2|x\d+|pc|lr|sp|pstate|ORIG_RAX|EFLAGS)\s*:|` +
+	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[|------------\[|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|[0-9a-f]{4}:)` +
+	`)`)
 
-func complete(log []byte) bool { return false }
+func isBody(text string) bool {
+	return bodyRe.MatchString(text)
+}
+
+// parse splits log into reports. A report runs from its start line to the first of: an
+// end marker (plus a directly following panic and its own end), the next start line
+// that is not a continuation, or the last body line before maxGap unrelated lines.
+func parse(log []byte) []*Report {
+	lines := splitLines(log)
+	var reports []*Report
+	for i := 0; i < len(lines); {
+		k, m := matchStart(lines[i].text)
+		if k < 0 {
+			i++
+			continue
+		}
+		first, last, complete := extent(lines, i, k)
+		r := build(log, lines[first:last+1], &kinds[k], m)
+		r.Start, r.End = lines[first].start, lines[last].end
+		r.Text = log[r.Start:r.End]
+		if !complete && !r.Corrupted && !kinds[k].noFrames && len(r.Frames) == 0 {
+			r.Corrupted, r.CorruptedReason = true, "log ends inside the report"
+		}
+		r.complete = complete
+		reports = append(reports, r)
+		i = last + 1
+	}
+	return reports
+}
+
+// maxGap is how many consecutive unrelated lines end a report that has no end marker.
+// Console lines from user space (the reproducer, init) interleave with an oops; a
+// handful is tolerated, more means the kernel moved on.
+const maxGap = 6
+
+// extent finds the lines of the report starting at lines[i]. complete is false when the
+// log ended while the report could still have been going on.
+func extent(lines []line, i, k int) (first, last int, complete bool) {
+	first, last = i, i
+	// The "cut here" banner, the "list_add corruption" message and "Bad page state"
+	// preamble belong to the report that follows them.
+	for j := i - 1; j >= 0 && j >= i-2; j-- {
+		if strings.Contains(lines[j].text, "------------[ cut here ]") {
+			first = j
+		}
+	}
+	gap := 0
+	sawEnd := false
+	for j := i + 1; j < len(lines); j++ {
+		text := lines[j].text
+		if nk, _ := matchStart(text); nk >= 0 {
+			if sawEnd && kinds[nk].typ != Panic {
+				return first, last, true
+			}
+			if !continues(&kinds[k], &kinds[nk], j-i) {
+				return first, last, true
+			}
+			last, gap = j, 0
+			continue
+		}
+		if endRe.MatchString(text) {
+			last, gap = j, 0
+			if strings.Contains(text, "end Kernel panic") {
+				return first, last, true
+			}
+			sawEnd = true
+			continue
+		}
+		if isBody(text) {
+			last, gap = j, 0
+			continue
+		}
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		gap++
+		if gap >= maxGap || (sawEnd && gap >= 2) {
+			return first, last, true
+		}
+	}
+	// The log ended. A report that printed its end marker (or a panic, after which
+	// nothing else runs) is whole; otherwise more could still come.
+	return first, last, sawEnd || kinds[k].typ == Panic || hasPanic(lines[i:last+1])
+}
+
+func hasPanic(lines []line) bool {
+	for _, l := range lines {
+		if strings.Contains(l.text, "Kernel panic - not syncing") {
+			return true
+		}
+	}
+	return false
+}
+
+// complete is Complete: the first report in log has ended.
+func complete(log []byte) bool {
+	lines := splitLines(log)
+	for i := range lines {
+		if k, _ := matchStart(lines[i].text); k >= 0 {
+			_, _, c := extent(lines, i, k)
+			return c
+		}
+	}
+	return false
+}
+
+var (
+	cpuLineRe = regexp.MustCompile(`^CPU: (\d+) PID: (\d+) Comm: (.+?) (?:Not tainted|Tainted: .*?)\s+(\S+) #`)
+	// "[sh:95]" at the end of a soft lockup line, "INFO: task sh:95 blocked".
+	lockupTaskRe = regexp.MustCompile(`CPU#(\d+) stuck for \d+s! \[(.+):(\d+)\]`)
+	hungTaskRe   = regexp.MustCompile(`INFO: task (.+):(\d+) blocked`)
+	warnLineRe   = regexp.MustCompile(`^WARNING: (?:CPU: (\d+) PID: (\d+) )?at (\S+) ([A-Za-z0-9_.$]+)\+0x`)
+	// x86 "RIP: 0010:func+0x6e/0x2f0", 4.x "RIP: 0010:[<ffffffff8118a0ae>]  [<...>] func+0x..";
+	// arm64 "pc : func+0x../0x..", 4.x arm64 "PC is at func+0x../0x..".
+	ripRe = regexp.MustCompile(`^(?:RIP: [0-9a-f]{4}:(?:\[<([0-9a-f]+)>\]\s+(?:\[<[0-9a-f]+>\]\s+)?)?|pc : (?:\[<([0-9a-f]+)>\] )?|PC is at )([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[(\S+)\])?`)
+	// A frame line: optional "? ", optional "[<addr>] ", func+off/size, optional [module].
+	frameRe = regexp.MustCompile(`^\s*(\? )?(?:\[<([0-9a-f]+)>\] )?(\? )?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([^\]\s]+)\])?`)
+)
+
+func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
+	r := &Report{Type: kind.typ, CPU: -1, PID: -1, Guilty: -1}
+	var lineFunc string
+	startText := ""
+	for _, l := range ls {
+		if k, _ := matchStart(l.text); k >= 0 {
+			startText = strings.TrimSpace(l.text)
+			break
+		}
+	}
+	if sm := lockupTaskRe.FindStringSubmatch(startText); sm != nil {
+		r.CPU, _ = strconv.Atoi(sm[1])
+		r.Comm = sm[2]
+		r.PID, _ = strconv.Atoi(sm[3])
+	}
+	if sm := hungTaskRe.FindStringSubmatch(startText); sm != nil {
+		r.Comm = sm[1]
+		r.PID, _ = strconv.Atoi(sm[2])
+	}
+	if sm := warnLineRe.FindStringSubmatch(startText); sm != nil {
+		lineFunc = sm[4]
+	}
+	r.Frames, r.Others = frames(ls, r)
+	if kind.fromLine && lineFunc != "" {
+		for i, f := range r.Frames {
+			if !f.Unreliable && f.Func == lineFunc {
+				r.Guilty = i
+				break
+			}
+		}
+	}
+	if r.Guilty < 0 {
+		r.Guilty = guilty(r.Frames, kind.typ)
+	}
+	fn := ""
+	if r.Guilty >= 0 {
+		fn = cleanFunc(r.Frames[r.Guilty].Func)
+	} else if lineFunc != "" {
+		fn = cleanFunc(lineFunc)
+	}
+	title := kind.title
+	if len(m) > 1 {
+		title = strings.ReplaceAll(title, "$1", strings.TrimSpace(m[1]))
+	}
+	title = strings.ReplaceAll(title, "$0", strings.TrimPrefix(m[0], "BUG: "))
+	if strings.Contains(title, "%s") {
+		if fn == "" {
+			fn = "unknown"
+			r.Corrupted, r.CorruptedReason = true, "no stack trace to name the guilty function"
+		}
+		title = strings.Replace(title, "%s", fn, 1)
+	}
+	if kind.typ == Panic {
+		title = panicTitle(m[1], fn)
+	}
+	r.Title = title
+	r.Signature = signature(r)
+	return r
+}
+
+// panicTitle names a bare panic by its message with numbers and addresses removed, and
+// by the function that called panic() when the stack shows one.
+func panicTitle(msg, fn string) string {
+	msg = strings.TrimSpace(normalize(msg))
+	if fn != "" && fn != "unknown" {
+		return "kernel panic: " + msg + " in " + fn
+	}
+	return "kernel panic: " + msg
+}
+
+var numRe = regexp.MustCompile(`(?:0x)?[0-9a-fA-F]{6,}|\d+`)
+
+// normalize replaces addresses and numbers with placeholders so that runs differing
+// only in them compare equal.
+func normalize(s string) string {
+	return numRe.ReplaceAllStringFunc(s, func(x string) string {
+		if len(x) >= 6 || strings.HasPrefix(x, "0x") {
+			return "ADDR"
+		}
+		return "NUM"
+	})
+}
+
+// cleanFunc drops compiler suffixes (".constprop.0", ".isra.3", ".part.1", ".cold") that
+// vary with compiler and config but not with the bug.
+func cleanFunc(f string) string {
+	if i := strings.IndexByte(f, '.'); i > 0 {
+		return f[:i]
+	}
+	return f
+}
+
+// frames collects the crashing context's stack: the faulting function from RIP/pc
+// first, then the first call trace. Backtraces of other CPUs ("NMI backtrace for cpu N"
+// sections after the first trace) are returned as text in others.
+func frames(ls []line, r *Report) ([]Frame, []string) {
+	var fs []Frame
+	var others []string
+	var other strings.Builder
+	inTrace, traceDone, inOther := false, false, false
+	for _, l := range ls {
+		t := strings.TrimRight(l.text, " ")
+		trimmed := strings.TrimSpace(t)
+		if sm := cpuLineRe.FindStringSubmatch(trimmed); sm != nil && r.Kernel == "" && !inOther {
+			r.CPU, _ = strconv.Atoi(sm[1])
+			r.PID, _ = strconv.Atoi(sm[2])
+			r.Comm = sm[3]
+			r.Kernel = sm[4]
+		}
+		if strings.HasPrefix(trimmed, "NMI backtrace for cpu") && (len(fs) > 0 || traceDone) {
+			if inOther && other.Len() > 0 {
+				others = append(others, other.String())
+			}
+			other.Reset()
+			inOther, inTrace, traceDone = true, false, true
+		}
+		if inOther {
+			other.WriteString(trimmed)
+			other.WriteByte('\n')
+			continue
+		}
+		if sm := ripRe.FindStringSubmatch(trimmed); sm != nil {
+			if strings.HasPrefix(trimmed, "RIP") {
+				r.Arch = "x86_64"
+			} else {
+				r.Arch = "arm64"
+			}
+			// Only the first RIP/pc of the crashing context is the fault site; later
+			// ones (4.x interrupted-context dumps, "RIP: 0033" user space) are not.
+			if len(fs) == 0 && !traceDone && !strings.HasPrefix(trimmed, "RIP: 0033") {
+				f := Frame{Func: sm[3], Module: sm[6]}
+				f.Off, _ = strconv.ParseUint(sm[4], 16, 64)
+				f.Size, _ = strconv.ParseUint(sm[5], 16, 64)
+				pc := sm[1] + sm[2]
+				if pc != "" {
+					f.PC, _ = strconv.ParseUint(pc, 16, 64)
+				}
+				fs = append(fs, f)
+			}
+			continue
+		}
+		if strings.HasPrefix(trimmed, "Call Trace:") || strings.HasPrefix(trimmed, "Call trace:") {
+			if traceDone || inTrace {
+				// A second trace in one report (4.x prints the interrupted context
+				// inline; that stays part of the first). Anything else: stop.
+				if !inTrace {
+					continue
+				}
+			}
+			inTrace = true
+			continue
+		}
+		if !inTrace {
+			continue
+		}
+		if sm := frameRe.FindStringSubmatch(t); sm != nil {
+			f := Frame{Func: sm[4], Module: sm[7], Unreliable: sm[1] != "" || sm[3] != ""}
+			f.Off, _ = strconv.ParseUint(sm[5], 16, 64)
+			f.Size, _ = strconv.ParseUint(sm[6], 16, 64)
+			if sm[2] != "" {
+				f.PC, _ = strconv.ParseUint(sm[2], 16, 64)
+			}
+			// arm64 (and 4.x arm64) start the trace with the faulting function again.
+			if len(fs) == 1 && fs[0].Func == f.Func && fs[0].Off == f.Off {
+				if fs[0].PC == 0 {
+					fs[0].PC = f.PC
+				}
+				continue
+			}
+			fs = append(fs, f)
+			continue
+		}
+		switch {
+		case strings.HasPrefix(trimmed, "<") && strings.HasSuffix(trimmed, ">"),
+			strings.HasPrefix(trimmed, "Exception stack"),
+			hexDumpRe.MatchString(trimmed),
+			strings.HasPrefix(trimmed, "RSP:"), strings.HasPrefix(trimmed, "RAX:"),
+			strings.HasPrefix(trimmed, "RDX:"), strings.HasPrefix(trimmed, "RBP:"),
+			strings.HasPrefix(trimmed, "R10:"), strings.HasPrefix(trimmed, "R13:"):
+			continue
+		}
+		inTrace, traceDone = false, true
+	}
+	if inOther && other.Len() > 0 {
+		others = append(others, other.String())
+	}
+	return fs, others
+}
+
+var hexDumpRe = regexp.MustCompile(`^[0-9a-f]{4}:\s`)

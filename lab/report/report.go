@@ -79,6 +79,8 @@ type Report struct {
 	// Others holds backtraces of other CPUs/tasks printed inside the report
 	// (NMI backtraces, "Showing all locks", hung-task lists), as raw text.
 	Others []string
+
+	complete bool
 }
 
 // Parse returns every report in log, in order.

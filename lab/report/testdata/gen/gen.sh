@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Produce real crash-report console logs for lab/report's tests: boot Debian's prebuilt
+# 6.1 kernels (images/debian-kernels.sh) in QEMU/TCG with a busybox initramfs holding
+# rlcrash.ko (./rlcrash, built here against Debian's headers), provoke one or more crashes
+# and keep the serial console.
+#
+#   gen.sh OUTDIR ARCH NAME CASES [CPU] [SECS]
+#     ARCH  amd64 | arm64
+#     CASES comma-separated rl.case steps (see init.sh): null, bug, warn, sysrq-c, ...
+#     CPU   pin the trigger to this CPU (taskset), to vary CPU numbers between runs
+#
+# Needs: qemu-system-{x86_64,aarch64}, linux-headers-<ver>-amd64 (apt), and for arm64 the
+# arm64 headers unpacked under CACHE/debian/arm64hdr (see build_module) plus
+# gcc-aarch64-linux-gnu.
+set -euo pipefail
+out=$1 arch=$2 name=$3 cases=$4 cpu=${5:-} secs=${6:-8}
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${REPROLAB_CACHE:-$HOME/.cache/reprolab}
+deb=$cache/debian/$arch
+kernel=$(ls "$deb"/boot/vmlinuz-* | head -1)
+ver=${kernel##*/vmlinuz-}
+work=$cache/report-gen/$arch
+mkdir -p "$work" "$out"
+
+build_module() {
+	local b=$work/rlcrash
+	[ -f "$b/rlcrash.ko" ] && [ "$b/rlcrash.ko" -nt "$here/rlcrash/rlcrash.c" ] && return 0
+	rm -rf "$b" && cp -r "$here/rlcrash" "$b"
+	if [ "$arch" = amd64 ]; then
+		make -s -C "/usr/src/linux-headers-$ver" M="$b" modules
+	else
+		# Debian's arm64 headers package, unpacked (not installed); its scripts link is
+		# pointed at the host's (amd64) linux-kbuild so the host tools run here.
+		local h=$cache/debian/arm64hdr/usr/src/linux-headers-$ver
+		if [ ! -d "$h" ]; then
+			(cd "$cache/debian/debs" && apt-get download -q "linux-headers-$ver:arm64")
+			dpkg-deb -x "$cache"/debian/debs/linux-headers-"$ver"_*_arm64.deb "$cache/debian/arm64hdr"
+			ln -sfn /usr/lib/linux-kbuild-6.1/scripts "$h/scripts"
+			ln -sfn /usr/lib/linux-kbuild-6.1/tools "$h/tools"
+		fi
+		make -s -C "$h" M="$b" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- \
+			DEB_BUILD_ARCH=amd64 DEB_HOST_ARCH=arm64 DEB_HOST_GNU_TYPE=aarch64-linux-gnu modules
+	fi
+}
+
+build_initramfs() {
+	local r=$work/root
+	rm -rf "$r" && mkdir -p "$r"/{bin,proc,sys,dev}
+	if [ "$arch" = amd64 ]; then cp /bin/busybox "$r/bin/busybox"; else cp "$deb/bin/busybox" "$r/bin/busybox"; fi
+	ln -s busybox "$r/bin/sh"
+	cp "$here/init.sh" "$r/init" && chmod +x "$r/init"
+	cp "$work/rlcrash/rlcrash.ko" "$r/"
+	(cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
+}
+
+build_module
+build_initramfs
+append="nokaslr rl.case=$cases rl.secs=$secs panic=-1 ${cpu:+rl.cpu=$cpu}"
+if [ "$arch" = amd64 ]; then
+	qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 512
+		-append "console=ttyS0 $append")
+else
+	qemu=(qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg,thread=multi -smp 2 -m 512
+		-append "console=ttyAMA0 $append")
+fi
+timeout 180 "${qemu[@]}" -kernel "$kernel" -initrd "$work/initramfs.gz" \
+	-display none -serial stdio -monitor none -no-reboot </dev/null \
+	| tr -d '\r' > "$out/$name.log" || true
+echo "gen: $out/$name.log ($(wc -c < "$out/$name.log") bytes)"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Turn gen-all.sh output into test cases: testdata/linux/<name>.txt = a comment naming the
+# run + an empty line + the raw console. Expectations are then filled with
+#   go test ./lab/report -run TestParse -update
+# and every header diff is reviewed by hand before it is committed.
+set -euo pipefail
+src=${1:?usage: import.sh OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+dst=$here/../linux
+grep -v '^#' "$here/cases.txt" | while read -r arch name cases cpu secs; do
+	[ -f "$src/$name.log" ] || continue
+	[ -f "$dst/$name.txt" ] && continue
+	ver=$(grep -m1 -o 'Linux version [^ ]*' "$src/$name.log" | cut -d' ' -f3)
+	{
+		echo "# gen.sh $arch $name $cases ${cpu:-} ${secs:-}: Debian $ver, QEMU TCG, rlcrash.ko"
+		echo
+		cat "$src/$name.log"
+	} > "$dst/$name.txt"
+done

@@ -1,0 +1,41 @@
+#!/bin/sh
+# PID 1 of the test-data guest: provoke the crash named by rl.case= on the kernel
+# command line, then power off (fatal cases never get there).
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+for w in $(cat /proc/cmdline); do
+	case $w in
+	rl.case=*) CASES=${w#rl.case=} ;;
+	rl.cpu=*) CPU=${w#rl.cpu=} ;;
+	rl.secs=*) SECS=${w#rl.secs=} ;;
+	esac
+done
+echo "INIT: cases=$CASES cpu=${CPU:-any}"
+insmod /rlcrash.ko seconds=${SECS:-8} || echo "INIT: insmod failed"
+echo 9 > /proc/sys/kernel/printk
+run() { # one step, pinned to rl.cpu when given
+	if [ -n "$CPU" ]; then taskset -c "$CPU" sh -c "$1"; else sh -c "$1"; fi
+}
+for c in $(echo "$CASES" | tr , ' '); do
+	echo "INIT: case $c"
+	case $c in
+	sysrq-*) run "echo ${c#sysrq-} > /proc/sysrq-trigger" ;;
+	softlockup) echo 1 > /proc/sys/kernel/watchdog_thresh; run "echo softlockup > /proc/rlcrash" ;;
+	hardlockup) echo 1 > /proc/sys/kernel/watchdog_thresh; run "echo hardlockup > /proc/rlcrash" ;;
+	rcustall)
+		echo 0 > /proc/sys/kernel/soft_watchdog
+		echo 3 > /sys/module/rcupdate/parameters/rcu_cpu_stall_timeout
+		run "echo rcustall > /proc/rlcrash" ;;
+	hung) echo 2 > /proc/sys/kernel/hung_task_timeout_secs; run "echo hung > /proc/rlcrash" ;;
+	panic_on_warn) echo 1 > /proc/sys/kernel/panic_on_warn ;;
+	panic_on_oops) echo 1 > /proc/sys/kernel/panic_on_oops ;;
+	sleep*) sleep ${c#sleep} ;;
+	*) run "echo $c > /proc/rlcrash" ;;
+	esac
+	echo "INIT: case $c returned $?"
+	sleep 1
+done
+echo "INIT: done"
+poweroff -f
