@@ -1,0 +1,689 @@
+// Package repro runs one reproducer in one booted guest: it boots the kernel, waits for the
+// agent, runs the spec's setup steps, loops the reproducer under its budget while the
+// console is watched for a crash, and ends in exactly one Outcome with every artifact in
+// results/<run-id>/.
+//
+// A kernel crash is a result. Everything else that goes wrong — QEMU dying, the agent never
+// answering, a setup step failing, the host running out of disk — is an InfraError or a
+// BootFailed and is never counted as a reproduction.
+package repro
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/reprolab/reprolab/lab/console"
+	"github.com/reprolab/reprolab/lab/guest"
+	"github.com/reprolab/reprolab/lab/image"
+	"github.com/reprolab/reprolab/lab/qemu"
+	"github.com/reprolab/reprolab/lab/report"
+	"github.com/reprolab/reprolab/lab/spec"
+	"github.com/reprolab/reprolab/lab/tmpdir"
+)
+
+// Config is one run.
+type Config struct {
+	Arch       qemu.Arch
+	Accel      qemu.Accel
+	QEMUBinary string
+	Kernel     string
+	Vmlinux    string // optional: symbolization and vmcore analysis
+	ModulesDir string // optional: a distro kernel's lib/modules/<version>
+	Repro      *spec.Reproducer
+	// Iterations and Duration override the spec's budget when non-zero.
+	Iterations int
+	Duration   time.Duration
+	// Cmdline is appended to the kernel command line (e.g. probe delay parameters).
+	Cmdline    []string
+	ResultsDir string
+	CacheDir   string
+	RunID      string // generated when empty
+	// Progress receives a live progress line (\r-updated on a terminal) and notices.
+	Progress io.Writer
+	// TTY makes progress a single rewritten line instead of one line per event.
+	TTY bool
+	// BootTimeout bounds QEMU start → agent answering; default scales with the accelerator.
+	BootTimeout time.Duration
+	// DumpVmcore keeps a guest memory dump of a panicked guest in the run dir.
+	DumpVmcore bool
+}
+
+// InputError is a problem with what the user asked for (exit 2).
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Run performs one run. It returns an error only for bad input discovered before anything
+// started; every other ending is a Result with its Outcome (and Error for failures).
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.check(); err != nil {
+		return nil, &InputError{err}
+	}
+	r := &run{cfg: cfg, res: &Result{}}
+	return r.do(ctx)
+}
+
+func (c *Config) check() error {
+	if c.Repro == nil {
+		return errors.New("no reproducer spec")
+	}
+	st, err := os.Stat(c.Kernel)
+	if err != nil {
+		return fmt.Errorf("kernel image: %w", err)
+	}
+	if st.IsDir() || st.Size() == 0 {
+		return fmt.Errorf("kernel image %s is not a file with content", c.Kernel)
+	}
+	if c.ModulesDir != "" {
+		if _, err := os.Stat(filepath.Join(c.ModulesDir, "modules.order")); err != nil {
+			if _, err2 := os.Stat(filepath.Join(c.ModulesDir, "kernel")); err2 != nil {
+				return fmt.Errorf("--modules %s does not look like lib/modules/<version> (no modules.order, no kernel/)", c.ModulesDir)
+			}
+		}
+	}
+	if c.Vmlinux != "" {
+		if _, err := os.Stat(c.Vmlinux); err != nil {
+			return fmt.Errorf("--vmlinux: %w", err)
+		}
+	}
+	bin := c.QEMUBinary
+	if bin == "" {
+		bin = c.Arch.Binary()
+	}
+	if _, err := lookPath(bin); err != nil {
+		return &qemu.MissingBinaryError{Binary: bin, Package: c.Arch.DebianPackage()}
+	}
+	if c.ResultsDir == "" {
+		c.ResultsDir = "results"
+	}
+	if c.Iterations < 0 || c.Duration < 0 {
+		return errors.New("iterations and duration cannot be negative")
+	}
+	return nil
+}
+
+type run struct {
+	cfg     Config
+	res     *Result
+	scratch string
+	watch   *console.Watcher
+	vm      *qemu.Instance
+	client  *guest.Client
+	guestLg *os.File
+	iter    int
+	loopAt  time.Time
+	lastOut *lastLines
+}
+
+func (r *run) say(format string, args ...any) {
+	if r.cfg.Progress == nil {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if r.cfg.TTY {
+		fmt.Fprintf(r.cfg.Progress, "\r\033[K%s\n", msg)
+	} else {
+		fmt.Fprintln(r.cfg.Progress, msg)
+	}
+}
+
+func (r *run) status(format string, args ...any) {
+	if r.cfg.Progress == nil || !r.cfg.TTY {
+		return
+	}
+	fmt.Fprintf(r.cfg.Progress, "\r\033[K"+format, args...)
+}
+
+func (r *run) do(ctx context.Context) (res *Result, err error) {
+	cfg := r.cfg
+	res = r.res
+	if _, err := tmpdir.Sweep(); err != nil {
+		r.say("warning: sweeping stale scratch dirs: %v", err)
+	}
+	if cfg.RunID == "" {
+		cfg.RunID = newRunID(cfg.Arch, cfg.Repro.Name)
+		r.cfg.RunID = cfg.RunID
+	}
+	res.RunID = cfg.RunID
+	res.Dir = filepath.Join(cfg.ResultsDir, cfg.RunID)
+	res.Arch = string(cfg.Arch)
+	res.Kernel = cfg.Kernel
+	res.KernelSHA = fileSHA(cfg.Kernel)
+	res.Vmlinux = cfg.Vmlinux
+	res.Modules = cfg.ModulesDir
+	res.Spec = cfg.Repro.Path
+	res.SpecName = cfg.Repro.Name
+	res.CPUs = cfg.Repro.Guest.CPUs
+	res.MemoryMB = cfg.Repro.Guest.Memory.MB()
+	res.Budget.Iterations, res.Budget.Seconds = r.budget()
+	res.Host, _ = os.Hostname()
+	res.Started = time.Now().UTC()
+	res.Outcome = Running
+	if err := os.MkdirAll(res.Dir, 0o755); err != nil {
+		return nil, &InputError{fmt.Errorf("results dir: %w", err)}
+	}
+	if err := res.WriteMeta(); err != nil {
+		return nil, &InputError{fmt.Errorf("results dir: %w", err)}
+	}
+
+	var cleanup *multierror.Error
+	defer func() {
+		if r.client != nil {
+			_ = r.client.Close()
+		}
+		if r.vm != nil {
+			if err := r.vm.Stop(5 * time.Second); err != nil {
+				cleanup = multierror.Append(cleanup, err)
+			}
+		}
+		if r.watch != nil {
+			if err := r.watch.Close(); err != nil {
+				cleanup = multierror.Append(cleanup, fmt.Errorf("console.log: %w", err))
+			}
+		}
+		if r.guestLg != nil {
+			_ = r.guestLg.Sync()
+			_ = r.guestLg.Close()
+		}
+		if r.scratch != "" {
+			if err := os.RemoveAll(r.scratch); err != nil {
+				cleanup = multierror.Append(cleanup, err)
+			}
+		}
+		res.Finished = time.Now().UTC()
+		if err := cleanup.ErrorOrNil(); err != nil && res.Outcome == Survived {
+			// A clean loop whose teardown failed still survived; say what went wrong.
+			res.Error = "teardown: " + err.Error()
+		}
+		if err := res.WriteMeta(); err != nil {
+			res.Outcome = InfraError
+			res.Error = fmt.Sprintf("writing meta.json: %v (host disk full?)", err)
+		}
+	}()
+
+	outcome, why := r.execute(ctx)
+	res.Outcome = outcome
+	if why != nil {
+		res.Error = why.Error()
+	}
+	return res, nil
+}
+
+func (r *run) budget() (int, float64) {
+	it := r.cfg.Repro.Budget.Iterations
+	d := r.cfg.Repro.Budget.Duration.Std()
+	if r.cfg.Iterations > 0 || r.cfg.Duration > 0 {
+		// An override on the command line replaces the whole budget: asking for 3
+		// iterations must not also inherit the spec's 10-minute limit, and vice versa.
+		it, d = r.cfg.Iterations, r.cfg.Duration
+	}
+	return it, d.Seconds()
+}
+
+// execute boots, sets up and loops. It returns the outcome and, for failures, why.
+func (r *run) execute(ctx context.Context) (Outcome, error) {
+	cfg, res := r.cfg, r.res
+	var err error
+	if r.scratch, err = tmpdir.New(); err != nil {
+		return InfraError, fmt.Errorf("scratch dir: %w", err)
+	}
+	if r.watch, err = console.New(filepath.Join(res.Dir, "console.log")); err != nil {
+		return InfraError, fmt.Errorf("console.log: %w", err)
+	}
+	if r.guestLg, err = os.Create(filepath.Join(res.Dir, "guest.log")); err != nil {
+		return InfraError, fmt.Errorf("guest.log: %w", err)
+	}
+
+	// Image: cached base initramfs + a per-run overlay holding this run's client key.
+	r.say("image: building initramfs for %s", cfg.Arch)
+	initrd, hostKey, signer, err := r.buildImage(ctx)
+	if err != nil {
+		return InfraError, err
+	}
+	var disks []qemu.Disk
+	for _, d := range cfg.Repro.Disks {
+		p, err := image.MakeDisk(ctx, cfg.CacheDir, r.scratch, image.DiskSpec{Name: d.Name, Kind: d.Kind, SizeMB: d.Size.MB()})
+		if err != nil {
+			return InfraError, fmt.Errorf("disk %s: %w", d.Name, err)
+		}
+		disks = append(disks, qemu.Disk{Name: d.Name, Path: p})
+	}
+
+	cmdline := r.cmdline()
+	res.Cmdline = cmdline
+	r.say("boot: %s %s", cfg.Arch, cfg.Kernel)
+	r.vm, err = qemu.Start(ctx, qemu.Config{
+		Arch: cfg.Arch, Accel: cfg.Accel, Binary: cfg.QEMUBinary,
+		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
+		CPUs: cfg.Repro.Guest.CPUs, MemoryMB: cfg.Repro.Guest.Memory.MB(),
+		Disks: disks, AgentSocket: filepath.Join(r.scratch, "agent.sock"), Dir: r.scratch,
+		Console: r.watch, CacheDir: cfg.CacheDir,
+		Say: func(s string) { r.say("qemu: %s", s) },
+	})
+	if err != nil {
+		return InfraError, err
+	}
+	res.Accel = string(r.vm.Accel)
+	res.QEMUArgs = r.vm.Args
+	_ = res.WriteMeta()
+
+	// Boot: wait for the agent, but a crash or QEMU's death ends the wait at once.
+	if o, err := r.boot(ctx, hostKey, signer); o != "" {
+		return o, err
+	}
+	res.BootSeconds = time.Since(r.vm.Started).Seconds()
+	if t := console.KernelTime(r.watch.Bytes(), "reprolab-agent: init"); t >= 0 {
+		res.KernelToInit = t.Seconds()
+	}
+	r.say("boot: agent answered after %.1fs (kernel reached /init at %.2fs, accel %s)", res.BootSeconds, res.KernelToInit, res.Accel)
+
+	for i, step := range cfg.Repro.Setup {
+		r.say("setup %d/%d: %s", i+1, len(cfg.Repro.Setup), step)
+		fmt.Fprintf(r.guestLg, "### setup %d: %s\n$ %s\n", i+1, step, step.Command())
+		code, o, err := r.guestRun(ctx, step.Command(), 0)
+		if o != "" {
+			return o, err
+		}
+		if code != 0 {
+			return InfraError, fmt.Errorf("setup step %d (%s) exited %d: %s", i+1, step, code, r.lastGuestOutput())
+		}
+	}
+	return r.loop(ctx)
+}
+
+func (r *run) cmdline() string {
+	a := r.cfg.Arch
+	parts := []string{
+		"console=" + a.Console(),
+		// Panic on the first oops so the report stays the first thing on the console
+		// and the guest stops instead of limping on; pvpanic then pauses it for a dump.
+		"oops=panic", "panic=-1",
+		// Fixed addresses: symbolization against vmlinux needs no KASLR offset.
+		"nokaslr",
+		"printk.time=1", "rdinit=/init",
+	}
+	parts = append(parts, r.cfg.Repro.Guest.Cmdline...)
+	parts = append(parts, r.cfg.Cmdline...)
+	return strings.Join(parts, " ")
+}
+
+func (r *run) buildImage(ctx context.Context) (string, ssh.PublicKey, ssh.Signer, error) {
+	base, err := image.BuildInitramfs(ctx, image.InitramfsSpec{
+		Arch: string(r.cfg.Arch), ModulesDir: r.cfg.ModulesDir, CacheDir: r.cfg.CacheDir,
+		Progress: r.progressWriter(),
+	})
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("initramfs: %w", err)
+	}
+	signer, err := guest.NewKey()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	overlay, err := image.RunOverlay(r.scratch, signer.PublicKey())
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("initramfs overlay: %w", err)
+	}
+	initrd := filepath.Join(r.scratch, "initrd.cpio")
+	if err := image.Concat(initrd, base.Path, overlay); err != nil {
+		return "", nil, nil, fmt.Errorf("initramfs: %w", err)
+	}
+	return initrd, base.HostKey, signer, nil
+}
+
+func (r *run) progressWriter() io.Writer {
+	if r.cfg.Progress == nil {
+		return nil
+	}
+	return r.cfg.Progress
+}
+
+// bootTimeout scales with the accelerator: TCG runs a guest 10-20x slower than KVM, and a
+// distro kernel loads dozens of modules before the agent can answer.
+func (r *run) bootTimeout() time.Duration {
+	if r.cfg.BootTimeout > 0 {
+		return r.cfg.BootTimeout
+	}
+	if r.vm != nil && r.vm.Accel == qemu.KVM {
+		return 60 * time.Second
+	}
+	return 180 * time.Second
+}
+
+func (r *run) boot(ctx context.Context, hostKey ssh.PublicKey, signer ssh.Signer) (Outcome, error) {
+	bctx, cancel := context.WithTimeout(ctx, r.bootTimeout())
+	defer cancel()
+	type dialed struct {
+		c   *guest.Client
+		err error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		c, err := guest.DialUnix(bctx, filepath.Join(r.scratch, "agent.sock"), hostKey, signer)
+		ch <- dialed{c, err}
+	}()
+	select {
+	case d := <-ch:
+		if d.err == nil {
+			r.client = d.c
+			return "", nil
+		}
+		if ctx.Err() != nil {
+			return Interrupted, ctx.Err()
+		}
+		if o, err := r.ended(ctx); o != "" {
+			return o, err
+		}
+		return BootFailed, fmt.Errorf("the guest agent did not answer within %s (%v); console tail:\n%s",
+			r.bootTimeout(), d.err, r.watch.Tail(20))
+	case <-r.watch.Crash():
+		cancel()
+		return r.crashed(ctx)
+	case <-r.vm.Exited():
+		cancel()
+		return r.ended(ctx)
+	}
+}
+
+// ended classifies a guest that stopped answering: a crash on the console wins, then a QEMU
+// that exited (a kernel that reset or powered off during boot is a boot failure; QEMU
+// dying with an error is infrastructure).
+func (r *run) ended(ctx context.Context) (Outcome, error) {
+	// The console may still be draining the last lines of a panic.
+	select {
+	case <-r.watch.Crash():
+		return r.crashed(ctx)
+	case <-time.After(2 * time.Second):
+	}
+	select {
+	case <-r.vm.Exited():
+		<-r.vm.ConsoleClosed()
+		if report.ContainsCrash(r.watch.Bytes()) {
+			return r.crashed(ctx)
+		}
+		exitErr := r.vm.ExitError()
+		if r.iter == 0 && r.client == nil {
+			if strings.Contains(exitErr.Error(), "exit status") {
+				return InfraError, fmt.Errorf("%v; console tail:\n%s", exitErr, r.watch.Tail(20))
+			}
+			return BootFailed, fmt.Errorf("the kernel stopped during boot (%v) without a crash report; console tail:\n%s", exitErr, r.watch.Tail(20))
+		}
+		return InfraError, fmt.Errorf("%v while the guest was running iteration %d; console tail:\n%s", exitErr, r.iter, r.watch.Tail(20))
+	default:
+	}
+	return "", nil
+}
+
+// crashed waits until the report is complete on the console (or the guest has stopped
+// printing), dumps memory when the guest paused on panic, and writes the reports.
+func (r *run) crashed(ctx context.Context) (Outcome, error) {
+	res := r.res
+	if res.TimeToCrash == 0 && !r.loopAt.IsZero() {
+		res.TimeToCrash = time.Since(r.loopAt).Seconds()
+	}
+	res.CrashedIter = r.iter
+	r.say("crash: kernel crash on the console during %s", r.phase())
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r.watch.CrashComplete() {
+			break
+		}
+		if time.Since(r.watch.LastOutput()) > 3*time.Second {
+			break
+		}
+		select {
+		case <-r.vm.Exited():
+			<-r.vm.ConsoleClosed()
+			deadline = time.Now()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// Let the panic's trailing lines (end Kernel panic, pvpanic pause) arrive.
+	time.Sleep(500 * time.Millisecond)
+	if r.cfg.DumpVmcore {
+		r.dumpVmcore(ctx)
+	}
+	r.writeReports()
+	return Crashed, nil
+}
+
+func (r *run) phase() string {
+	if r.client == nil {
+		return "boot"
+	}
+	if r.iter == 0 {
+		return "setup"
+	}
+	return fmt.Sprintf("iteration %d", r.iter)
+}
+
+func (r *run) dumpVmcore(ctx context.Context) {
+	select {
+	case <-r.vm.Exited():
+		return
+	default:
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	st, err := r.vm.Status(dctx)
+	if err != nil {
+		return
+	}
+	if st != "guest-panicked" && st != "paused" {
+		// Not paused by pvpanic (no driver in this kernel): stop it ourselves so the
+		// dump is consistent.
+		_ = r.vm.QMP.Execute(dctx, "stop", nil, nil)
+	}
+	path := filepath.Join(r.res.Dir, "vmcore")
+	if err := r.vm.DumpGuestMemory(dctx, path); err != nil {
+		r.say("vmcore: %v", err)
+		return
+	}
+	r.res.Vmcore = "vmcore"
+}
+
+func (r *run) writeReports() {
+	log := r.watch.Bytes()
+	reps := report.Parse(log)
+	var sym *report.Symbolizer
+	if r.cfg.Vmlinux != "" {
+		if s, err := report.NewSymbolizer(r.cfg.Vmlinux, string(r.cfg.Arch)); err == nil {
+			sym = s
+			defer s.Close()
+		}
+	}
+	for i, rep := range reps {
+		if sym != nil {
+			_ = sym.Symbolize(rep)
+		}
+		name := fmt.Sprintf("report-%d.txt", i+1)
+		var buf bytes.Buffer
+		_, _ = rep.WriteTo(&buf)
+		if err := writeFileSync(filepath.Join(r.res.Dir, name), buf.Bytes()); err != nil {
+			r.say("writing %s: %v", name, err)
+		}
+		r.res.Crashes = append(r.res.Crashes, Crash{
+			Title: rep.Title, Type: string(rep.Type), Signature: rep.Signature,
+			Corrupted: rep.Corrupted, File: name,
+		})
+		if i == 0 {
+			r.res.Reproduced = r.cfg.Repro.Reproduces(rep.Title)
+			r.say("crash: %s", rep.Title)
+		}
+	}
+}
+
+// guestRun runs one command over SSH while watching for a crash, QEMU's death and a hang.
+// timeout 0 means the spec's iteration timeout. A non-empty Outcome ends the run.
+func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (int, Outcome, error) {
+	if timeout == 0 {
+		timeout = r.cfg.Repro.Budget.IterationTimeout.Std()
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &lastLines{w: r.guestLg}
+	type ran struct {
+		code int
+		err  error
+	}
+	ch := make(chan ran, 1)
+	go func() {
+		code, err := r.client.Run(cctx, cmd, out, out)
+		ch <- ran{code, err}
+	}()
+	r.lastOut = out
+	started := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case d := <-ch:
+			if d.err == nil {
+				return d.code, "", nil
+			}
+			if ctx.Err() != nil {
+				return 0, Interrupted, errors.New("interrupted")
+			}
+			// The connection died: a crash explains it; otherwise QEMU or the agent failed.
+			if o, err := r.ended(ctx); o != "" {
+				return 0, o, err
+			}
+			return 0, InfraError, fmt.Errorf("lost the guest agent during %s (%v) with no crash on the console; console tail:\n%s", r.phase(), d.err, r.watch.Tail(10))
+		case <-r.watch.Crash():
+			cancel()
+			o, err := r.crashed(ctx)
+			return 0, o, err
+		case <-r.vm.Exited():
+			cancel()
+			o, err := r.ended(ctx)
+			if o == "" {
+				o, err = InfraError, r.vm.ExitError()
+			}
+			return 0, o, err
+		case <-ctx.Done():
+			return 0, Interrupted, errors.New("interrupted")
+		case <-tick.C:
+			r.showStatus()
+			quiet := time.Since(r.watch.LastOutput())
+			if time.Since(started) > timeout && quiet > timeout && time.Since(out.last()) > timeout {
+				cancel()
+				return 0, r.hung(ctx, timeout)
+			}
+		}
+	}
+}
+
+// hung asks the kernel for all-CPU backtraces before giving up on the guest, so the console
+// shows where it is stuck.
+func (r *run) hung(ctx context.Context, timeout time.Duration) (Outcome, error) {
+	r.say("hang: no progress and no console output for %s during %s; asking for backtraces", timeout, r.phase())
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// sysrq-l (all active CPUs) and sysrq-w (blocked tasks), if the agent still answers.
+	_, _ = r.client.Run(hctx, "echo l > /proc/sysrq-trigger; echo w > /proc/sysrq-trigger", io.Discard, io.Discard)
+	// An NMI reaches a CPU stuck with interrupts off, where the agent cannot.
+	_ = r.vm.QMP.Execute(hctx, "inject-nmi", nil, nil)
+	select {
+	case <-time.After(5 * time.Second):
+	case <-hctx.Done():
+	}
+	if report.ContainsCrash(r.watch.Bytes()) {
+		// The backtraces may show a lockup report: keep them as the hang's evidence.
+		r.writeReports()
+		r.res.Reproduced = false
+	}
+	return Hung, fmt.Errorf("no progress and no console output for %s during %s", timeout, r.phase())
+}
+
+func (r *run) loop(ctx context.Context) (Outcome, error) {
+	maxIter, secs := r.budget()
+	dur := time.Duration(secs * float64(time.Second))
+	r.loopAt = time.Now()
+	cmd := r.cfg.Repro.Run
+	r.say("loop: %q, budget %s", cmd, budgetString(maxIter, dur))
+	for {
+		if maxIter > 0 && r.res.Iterations >= maxIter {
+			break
+		}
+		if dur > 0 && time.Since(r.loopAt) >= dur {
+			break
+		}
+		r.iter = r.res.Iterations + 1
+		fmt.Fprintf(r.guestLg, "### iteration %d\n", r.iter)
+		code, o, err := r.guestRun(ctx, cmd, 0)
+		if o != "" {
+			r.res.LoopSeconds = time.Since(r.loopAt).Seconds()
+			return o, err
+		}
+		if code != 0 {
+			r.res.LoopSeconds = time.Since(r.loopAt).Seconds()
+			return InfraError, fmt.Errorf("reproducer iteration %d exited %d (not a kernel crash): %s", r.iter, code, r.lastGuestOutput())
+		}
+		r.res.Iterations++
+	}
+	r.res.LoopSeconds = time.Since(r.loopAt).Seconds()
+	r.status("")
+	r.say("survived: %d iterations in %s", r.res.Iterations, time.Since(r.loopAt).Round(time.Second))
+	return Survived, nil
+}
+
+func (r *run) showStatus() {
+	if r.loopAt.IsZero() {
+		r.status("[%s %s] %s", r.cfg.Arch, r.res.Accel, r.phase())
+		return
+	}
+	maxIter, secs := r.budget()
+	el := time.Since(r.loopAt).Round(time.Second)
+	line := fmt.Sprintf("[%s %s] iteration %d", r.cfg.Arch, r.res.Accel, r.iter)
+	if maxIter > 0 {
+		line += fmt.Sprintf("/%d", maxIter)
+	}
+	line += "  " + el.String()
+	if secs > 0 {
+		line += "/" + time.Duration(secs*float64(time.Second)).String()
+	}
+	r.status("%s", line)
+}
+
+func budgetString(it int, d time.Duration) string {
+	var parts []string
+	if it > 0 {
+		parts = append(parts, fmt.Sprintf("%d iterations", it))
+	}
+	if d > 0 {
+		parts = append(parts, d.String())
+	}
+	return strings.Join(parts, " or ")
+}
+
+func newRunID(arch qemu.Arch, name string) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%s-%s-%s", time.Now().UTC().Format("20060102-150405"), arch, name, hex.EncodeToString(b))
+}
+
+func fileSHA(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

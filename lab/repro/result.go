@@ -1,0 +1,141 @@
+package repro
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Outcome is how a run ended. Exactly one per run.
+type Outcome string
+
+// Outcomes. Only Crashed is a reproduction; BootFailed blames the kernel under test but is
+// not a crash; InfraError blames the lab or the host and says nothing about the kernel.
+const (
+	Crashed     Outcome = "crashed"
+	Hung        Outcome = "hung"
+	Survived    Outcome = "survived"
+	BootFailed  Outcome = "boot-failed"
+	InfraError  Outcome = "infra-error"
+	Interrupted Outcome = "interrupted"
+	Running     Outcome = "running" // meta.json of a run still in progress (or killed)
+)
+
+// ExitCode maps an outcome to reprolab's documented exit status.
+func (o Outcome) ExitCode() int {
+	switch o {
+	case Survived:
+		return 0
+	case Crashed:
+		return 1
+	case InfraError:
+		return 3
+	case Hung:
+		return 4
+	case BootFailed:
+		return 5
+	case Interrupted:
+		return 130
+	}
+	return 3
+}
+
+// Crash summarises one crash report found on the console.
+type Crash struct {
+	Title     string `json:"title"`
+	Type      string `json:"type"`
+	Signature string `json:"signature"`
+	Corrupted bool   `json:"corrupted,omitempty"`
+	File      string `json:"file"` // report file, relative to the run dir
+}
+
+// Result is everything a run produced; it is also meta.json.
+type Result struct {
+	RunID       string  `json:"run_id"`
+	Dir         string  `json:"-"`
+	Outcome     Outcome `json:"outcome"`
+	Error       string  `json:"error,omitempty"`
+	Arch        string  `json:"arch"`
+	Accel       string  `json:"accel,omitempty"`
+	Kernel      string  `json:"kernel"`
+	KernelSHA   string  `json:"kernel_sha256,omitempty"`
+	Vmlinux     string  `json:"vmlinux,omitempty"`
+	Modules     string  `json:"modules,omitempty"`
+	Cmdline     string  `json:"cmdline"`
+	Spec        string  `json:"spec"`
+	SpecName    string  `json:"spec_name"`
+	CPUs        int     `json:"cpus"`
+	MemoryMB    int     `json:"memory_mb"`
+	Iterations  int     `json:"iterations"`                // completed iterations
+	CrashedIter int     `json:"crash_iteration,omitempty"` // iteration running when the crash came (0 = during boot/setup)
+	Budget      struct {
+		Iterations int     `json:"iterations,omitempty"`
+		Seconds    float64 `json:"seconds,omitempty"`
+	} `json:"budget"`
+	Reproduced bool    `json:"reproduced"` // crashed with a title the spec expects
+	Crashes    []Crash `json:"crashes,omitempty"`
+	Vmcore     string  `json:"vmcore,omitempty"`
+
+	Started      time.Time `json:"started"`
+	Finished     time.Time `json:"finished,omitempty"`
+	BootSeconds  float64   `json:"boot_seconds,omitempty"`           // QEMU start → agent answers SSH
+	KernelToInit float64   `json:"kernel_to_init_seconds,omitempty"` // kernel's own timestamp when /init started
+	LoopSeconds  float64   `json:"loop_seconds,omitempty"`
+	TimeToCrash  float64   `json:"time_to_crash_seconds,omitempty"` // from loop start
+	Host         string    `json:"host"`
+	QEMUArgs     []string  `json:"qemu_args,omitempty"`
+}
+
+// WriteMeta writes meta.json atomically and durably: a reader (or a resumed matrix) sees
+// either the previous or the new state, never half a file, and never a finished run whose
+// artifacts are not yet on disk (they are synced before this is called).
+func (r *Result) WriteMeta() error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileSync(filepath.Join(r.Dir, "meta.json"), append(data, '\n'))
+}
+
+// ReadMeta loads a run's meta.json.
+func ReadMeta(dir string) (*Result, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	r.Dir = dir
+	return &r, nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,388 @@
+// Package spec reads reproducer specs: YAML files with strict keys whose errors name the
+// file and line, so a typo never silently turns into a default.
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Reproducer is one reproducer: the guest it needs, how to set it up, what to loop and for
+// how long, and which crashes count as reproducing the bug.
+type Reproducer struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Guest       Guest  `yaml:"guest"`
+	Disks       []Disk `yaml:"disks"`
+	Setup       []Step `yaml:"setup"`
+	// Run is the shell command of one iteration; a non-zero exit is a failed iteration
+	// (reported, and the loop stops) but not a kernel crash.
+	Run    string `yaml:"run"`
+	Budget Budget `yaml:"budget"`
+	Expect Expect `yaml:"expect"`
+
+	// Path is the file the spec was read from; Dir its folder (probes and patches live there).
+	Path string `yaml:"-"`
+	Dir  string `yaml:"-"`
+}
+
+// Guest is the shape of the VM.
+type Guest struct {
+	CPUs   int  `yaml:"cpus"`
+	Memory Size `yaml:"memory"`
+	// Cmdline is appended to the lab's kernel command line.
+	Cmdline []string `yaml:"cmdline"`
+}
+
+// Disk is a virtio disk the guest addresses as serial:<name>.
+type Disk struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"` // raw | ext4
+	Size Size   `yaml:"size"`
+}
+
+// Step is one setup step: exactly one field is set.
+type Step struct {
+	DmcryptSwap *DmcryptSwap `yaml:"dmcrypt_swap"`
+	Ext4Mount   *Ext4Mount   `yaml:"ext4_mount"`
+	TmpfsFill   *TmpfsFill   `yaml:"tmpfs_fill"`
+	Shell       string       `yaml:"shell"`
+	// Background starts a command detached; it runs until the guest stops.
+	Background string `yaml:"background"`
+
+	line int
+}
+
+// DmcryptSwap puts swap on a plain dm-crypt (aes-xts-plain64, random key) mapping of a disk.
+type DmcryptSwap struct {
+	Disk string `yaml:"disk"`
+}
+
+// Ext4Mount mounts an ext4 disk.
+type Ext4Mount struct {
+	Disk string `yaml:"disk"`
+	Path string `yaml:"path"`
+}
+
+// TmpfsFill creates memory pressure: a tmpfs filled with Size of data, re-read by Readers
+// background loops so that its pages keep moving between RAM and swap.
+type TmpfsFill struct {
+	Path    string `yaml:"path"`
+	Size    Size   `yaml:"size"`
+	Readers int    `yaml:"readers"`
+}
+
+// Budget bounds the loop: it ends when either limit is reached (at least one is required).
+type Budget struct {
+	Iterations int      `yaml:"iterations"`
+	Duration   Duration `yaml:"duration"`
+	// IterationTimeout is how long one iteration may go without finishing and without any
+	// console output before the guest is declared hung.
+	IterationTimeout Duration `yaml:"iteration_timeout"`
+}
+
+// Expect lists the crash titles (regular expressions) that count as reproducing the bug.
+type Expect struct {
+	Titles []string `yaml:"titles"`
+}
+
+// Size is a byte count written as 256M, 1G, 512K or a plain number of bytes.
+type Size int64
+
+// UnmarshalYAML parses sizes with binary suffixes.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = Size(v)
+	return nil
+}
+
+// MB is the size in MiB.
+func (s Size) MB() int { return int(int64(s) >> 20) }
+
+// ParseSize parses 256M, 1G, 4096K, 1048576.
+func ParseSize(str string) (int64, error) {
+	str = strings.TrimSpace(str)
+	mult := int64(1)
+	if str != "" {
+		switch strings.ToUpper(str[len(str)-1:]) {
+		case "K":
+			mult = 1 << 10
+		case "M":
+			mult = 1 << 20
+		case "G":
+			mult = 1 << 30
+		}
+		if mult != 1 {
+			str = str[:len(str)-1]
+		}
+	}
+	v, err := strconv.ParseInt(str, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad size %q: use a number with an optional K, M or G suffix", str)
+	}
+	return v * mult, nil
+}
+
+// Duration is a time.Duration written as 90s, 10m, 1h30m.
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q: use e.g. 90s, 10m, 1h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns the time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Error is a spec error with the file it came from.
+type Error struct {
+	File string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.File + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Resolve finds a reproducer by name (a folder under reproducersDir holding repro.yaml) or
+// by path (a file, or a folder holding repro.yaml).
+func Resolve(nameOrPath, reproducersDir string) (string, error) {
+	candidates := []string{nameOrPath, filepath.Join(nameOrPath, "repro.yaml")}
+	if !strings.ContainsRune(nameOrPath, os.PathSeparator) {
+		candidates = append(candidates, filepath.Join(reproducersDir, nameOrPath, "repro.yaml"))
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+	}
+	var names []string
+	if ents, err := os.ReadDir(reproducersDir); err == nil {
+		for _, e := range ents {
+			if _, err := os.Stat(filepath.Join(reproducersDir, e.Name(), "repro.yaml")); err == nil {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	return "", fmt.Errorf("reproducer %q not found: give a path to a repro.yaml or one of: %s",
+		nameOrPath, strings.Join(names, ", "))
+}
+
+// LoadReproducer reads and validates a reproducer spec.
+func LoadReproducer(path string) (*Reproducer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ParseReproducer(data)
+	if err != nil {
+		return nil, &Error{File: path, Err: err}
+	}
+	r.Path = path
+	r.Dir = filepath.Dir(path)
+	return r, nil
+}
+
+// ParseReproducer decodes a spec strictly (unknown keys are errors) and validates it.
+func ParseReproducer(data []byte) (*Reproducer, error) {
+	var r Reproducer
+	if err := decodeStrict(data, &r); err != nil {
+		return nil, err
+	}
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// decodeStrict decodes one YAML document, rejecting unknown keys and trailing documents.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return cleanYAMLError(err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); err == nil {
+		return errors.New("more than one YAML document")
+	}
+	return nil
+}
+
+// cleanYAMLError turns "field foo not found in type spec.Guest" into a message a user can act on.
+func cleanYAMLError(err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	re := regexp.MustCompile(`field (\S+) not found in type spec\.(\w+)`)
+	msg = re.ReplaceAllString(msg, "unknown key \"$1\" in $2 (check the spelling; unknown keys are never ignored)")
+	return errors.New(strings.TrimSpace(msg))
+}
+
+// UnmarshalYAML records the step's line for error messages.
+func (s *Step) UnmarshalYAML(n *yaml.Node) error {
+	type plain Step
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*s = Step(p)
+	s.line = n.Line
+	return nil
+}
+
+func (r *Reproducer) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if r.Name == "" {
+		bad("name is required")
+	}
+	if strings.TrimSpace(r.Run) == "" {
+		bad("run is required: the shell command of one iteration")
+	}
+	if r.Guest.CPUs <= 0 {
+		r.Guest.CPUs = 2
+	}
+	if r.Guest.Memory == 0 {
+		r.Guest.Memory = 512 << 20
+	}
+	if r.Guest.Memory.MB() < 64 {
+		bad("guest.memory %d MiB is too small: give at least 64M", r.Guest.Memory.MB())
+	}
+	disks := map[string]bool{}
+	for _, d := range r.Disks {
+		switch {
+		case d.Name == "" || strings.ContainsAny(d.Name, " ,=/:"):
+			bad("disk name %q: use a short word (it becomes the virtio serial)", d.Name)
+		case disks[d.Name]:
+			bad("disk %q defined twice", d.Name)
+		case d.Kind != "raw" && d.Kind != "ext4":
+			bad("disk %q: kind %q: use raw or ext4", d.Name, d.Kind)
+		case d.Size.MB() < 1:
+			bad("disk %q: size is required (e.g. 512M)", d.Name)
+		}
+		disks[d.Name] = true
+	}
+	for i, s := range r.Setup {
+		n := 0
+		if s.DmcryptSwap != nil {
+			n++
+			if !disks[s.DmcryptSwap.Disk] {
+				bad("setup step %d (line %d): dmcrypt_swap: unknown disk %q", i+1, s.line, s.DmcryptSwap.Disk)
+			}
+		}
+		if s.Ext4Mount != nil {
+			n++
+			if !disks[s.Ext4Mount.Disk] {
+				bad("setup step %d (line %d): ext4_mount: unknown disk %q", i+1, s.line, s.Ext4Mount.Disk)
+			}
+			if !strings.HasPrefix(s.Ext4Mount.Path, "/") {
+				bad("setup step %d (line %d): ext4_mount: path must be absolute", i+1, s.line)
+			}
+		}
+		if s.TmpfsFill != nil {
+			n++
+			if !strings.HasPrefix(s.TmpfsFill.Path, "/") || s.TmpfsFill.Size.MB() < 1 {
+				bad("setup step %d (line %d): tmpfs_fill needs an absolute path and a size", i+1, s.line)
+			}
+		}
+		if s.Shell != "" {
+			n++
+		}
+		if s.Background != "" {
+			n++
+		}
+		if n != 1 {
+			bad("setup step %d (line %d): give exactly one of dmcrypt_swap, ext4_mount, tmpfs_fill, shell, background", i+1, s.line)
+		}
+	}
+	if r.Budget.Iterations < 0 || r.Budget.Duration < 0 {
+		bad("budget: iterations and duration cannot be negative")
+	}
+	if r.Budget.Iterations == 0 && r.Budget.Duration == 0 {
+		bad("budget: give iterations, duration or both")
+	}
+	if r.Budget.IterationTimeout == 0 {
+		r.Budget.IterationTimeout = Duration(5 * time.Minute)
+	}
+	for _, t := range r.Expect.Titles {
+		if _, err := regexp.Compile(t); err != nil {
+			bad("expect.titles: %q is not a regular expression: %v", t, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reproduces reports whether a crash title is one the spec expects. With no expected
+// titles every crash counts.
+func (r *Reproducer) Reproduces(title string) bool {
+	if len(r.Expect.Titles) == 0 {
+		return true
+	}
+	for _, t := range r.Expect.Titles {
+		if regexp.MustCompile(t).MatchString(title) {
+			return true
+		}
+	}
+	return false
+}
+
+// Command is the guest shell command for a step.
+func (s Step) Command() string {
+	switch {
+	case s.DmcryptSwap != nil:
+		return "reprolab-agent dmcrypt-swap serial:" + s.DmcryptSwap.Disk
+	case s.Ext4Mount != nil:
+		return "reprolab-agent mount-ext4 serial:" + s.Ext4Mount.Disk + " " + s.Ext4Mount.Path
+	case s.TmpfsFill != nil:
+		f := s.TmpfsFill
+		// The tmpfs is a little larger than the fill so the fill itself never fails
+		// with ENOSPC; the readers loop over the files forever, pulling pages back
+		// from swap while the reproducer pushes others out.
+		size := f.Size.MB()
+		cmd := fmt.Sprintf("mkdir -p %[1]s && mount -t tmpfs -o size=%[2]dM tmpfs %[1]s && "+
+			"i=0; while [ $i -lt %[3]d ]; do dd if=/dev/urandom of=%[1]s/fill.$i bs=1M count=1 2>/dev/null || exit 1; i=$((i+1)); done",
+			f.Path, size+size/8+1, size)
+		for i := 0; i < f.Readers; i++ {
+			cmd += fmt.Sprintf(" && (setsid sh -c 'while :; do cat %s/fill.* >/dev/null; done' </dev/null >/dev/null 2>&1 &)", f.Path)
+		}
+		return cmd
+	case s.Background != "":
+		return "(setsid sh -c " + shellQuote(s.Background) + " </dev/null >/dev/null 2>&1 &)"
+	}
+	return s.Shell
+}
+
+// String names the step for progress lines.
+func (s Step) String() string {
+	switch {
+	case s.DmcryptSwap != nil:
+		return "dm-crypt swap on " + s.DmcryptSwap.Disk
+	case s.Ext4Mount != nil:
+		return "ext4 " + s.Ext4Mount.Disk + " on " + s.Ext4Mount.Path
+	case s.TmpfsFill != nil:
+		return fmt.Sprintf("fill tmpfs %s with %dM, %d readers", s.TmpfsFill.Path, s.TmpfsFill.Size.MB(), s.TmpfsFill.Readers)
+	case s.Background != "":
+		return "background: " + s.Background
+	}
+	return "shell: " + s.Shell
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
