@@ -9,6 +9,7 @@
 package report
 
 import (
+	"encoding/json"
 	"io"
 )
 
@@ -105,4 +106,13 @@ func Complete(log []byte) bool {
 // (symbolized) trace.
 func (r *Report) WriteTo(w io.Writer) (int64, error) {
 	return r.writeTo(w)
+}
+
+// MarshalJSON writes Text as a string (not base64) so JSON reports are readable.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	return json.Marshal(struct {
+		*plain
+		Text string
+	}{(*plain)(r), string(r.Text)})
 }

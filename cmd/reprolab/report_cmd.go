@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/reprolab/reprolab/lab/report"
+)
+
+// reportMain is `reprolab report [flags] CONSOLE.log...`: find crash reports in saved
+// console logs ("-" reads stdin) and print them, symbolized when a vmlinux is given.
+// Exit status: 0 done (with or without crashes; -crash-exit makes "found one" 1),
+// 2 bad input.
+func reportMain(args []string) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	vmlinux := fs.String("vmlinux", "", "vmlinux with debug info, to add file:line (guest booted with nokaslr)")
+	arch := fs.String("arch", "", "arch of -vmlinux: x86_64 or arm64 (default: from the report)")
+	asJSON := fs.Bool("json", false, "print reports as JSON")
+	crashExit := fs.Bool("crash-exit", false, "exit 1 when a crash is found")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: reprolab report [-vmlinux FILE [-arch ARCH]] [-json] [-crash-exit] CONSOLE.log... (- for stdin)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	var sym *report.Symbolizer
+	defer func() {
+		if sym != nil {
+			sym.Close()
+		}
+	}()
+	found := false
+	var all []*report.Report
+	for _, path := range fs.Args() {
+		var data []byte
+		var err error
+		if path == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(path)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "reprolab report: cannot read console log %s: %v\n", path, err)
+			return 2
+		}
+		reports := report.Parse(data)
+		found = found || len(reports) > 0
+		for _, r := range reports {
+			if *vmlinux != "" {
+				if sym == nil {
+					a := *arch
+					if a == "" {
+						a = r.Arch
+					}
+					if sym, err = report.NewSymbolizer(*vmlinux, a); err != nil {
+						fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
+						return 2
+					}
+				}
+				if err := sym.Symbolize(r); err != nil {
+					fmt.Fprintf(os.Stderr, "reprolab report: %s: symbolize %q: %v\n", path, r.Title, err)
+				}
+			}
+		}
+		if *asJSON {
+			all = append(all, reports...)
+			continue
+		}
+		if len(reports) == 0 {
+			fmt.Printf("%s: no crash report\n", path)
+		}
+		for i, r := range reports {
+			fmt.Printf("%s: report %d of %d\n", path, i+1, len(reports))
+			if _, err := r.WriteTo(os.Stdout); err != nil && !errors.Is(err, os.ErrClosed) {
+				return 2
+			}
+			fmt.Println(strings.Repeat("=", 72))
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(all); err != nil {
+			fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
+			return 2
+		}
+	}
+	if found && *crashExit {
+		return 1
+	}
+	return 0
+}
