@@ -1,0 +1,1 @@
+a file standing in for a blob the snapshot lacks
