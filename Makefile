@@ -1,0 +1,39 @@
+# reprolab — see README.md. `make test` is what CI runs (via .ci/run).
+GO        ?= go
+CACHE     ?= $(or $(REPROLAB_CACHE),$(HOME)/.cache/reprolab)
+BIN       := bin
+AGENTS    := $(BIN)/reprolab-agent-amd64 $(BIN)/reprolab-agent-arm64
+
+.PHONY: all build setup test vet bench clean
+
+all: build
+
+# The CLI plus static guest agents next to it (lab/image finds them beside the binary).
+build: $(BIN)/reprolab $(AGENTS)
+
+$(BIN)/reprolab: FORCE
+	$(GO) build -o $@ ./cmd/reprolab
+
+$(BIN)/reprolab-agent-%: FORCE
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -o $@ ./cmd/reprolab-agent
+
+# Host packages (apt) and Debian's prebuilt kernels for both arches. Needs root.
+setup:
+	images/setup-host.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# Tests boot real guests under TCG; -p 1 keeps two packages from fighting over 2 cores
+# and turning timing-sensitive boots into timeouts.
+test: vet build
+	$(GO) test -p 1 -timeout 80m -count=1 ./...
+
+bench: build
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+clean:
+	rm -rf $(BIN)
+
+FORCE:
