@@ -28,7 +28,7 @@ var genericRe = regexp.MustCompile(`^(?:` +
 	`rcu_.*stall.*|rcu_sched_clock_irq|rcu_pending|rcu_dump_cpu_stacks|check_cpu_stall|nmi_cpu_backtrace.*|nmi_trigger_cpumask_backtrace|arch_trigger_cpumask_backtrace|trigger_single_cpu_backtrace|` +
 	`nmi_handle|default_do_nmi|exc_nmi|end_repeat_nmi|ipi_handler|do_handle_IPI|` +
 	`memcpy|memset|memmove|strcpy|strlen|__memcpy|__memset|` +
-	`lkdtm_.*|rl_write|` +
+	`lkdtm_.*|` +
 	`ret_from_fork|kthread|entry_SYSCALL.*|do_syscall_64|__x64_sys_.*|__arm64_sys_.*|invoke_syscall|el0_svc.*|do_el0_svc` +
 	`)$`)
 

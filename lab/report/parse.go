@@ -176,7 +176,11 @@ func parse(log []byte) []*Report {
 // maxGap is how many consecutive unrelated lines end a report that has no end marker.
 // Console lines from user space (the reproducer, init) interleave with an oops; a
 // handful is tolerated, more means the kernel moved on.
-const maxGap = 6
+const maxGap = 4
+
+// shutdownRe matches the kernel's last words before the machine stops or reboots:
+// nothing can follow, so an open report is complete.
+var shutdownRe = regexp.MustCompile(`^(?:reboot: (?:Power down|Restarting system|System halted)|ACPI: PM: Preparing to enter system sleep state|Rebooting in \d+ seconds)`)
 
 // extent finds the lines of the report starting at lines[i]. complete is false when the
 // log ended while the report could still have been going on.
@@ -210,6 +214,9 @@ func extent(lines []line, i, k int) (first, last int, complete bool) {
 			}
 			sawEnd = true
 			continue
+		}
+		if shutdownRe.MatchString(text) {
+			return first, last, true
 		}
 		if isBody(text) {
 			last, gap = j, 0
@@ -400,6 +407,7 @@ func frames(ls []line, r *Report) ([]Frame, []string) {
 					f.PC, _ = strconv.ParseUint(pc, 16, 64)
 				}
 				fs = append(fs, f)
+				r.faultSite = true
 			}
 			continue
 		}

@@ -81,7 +81,8 @@ type Report struct {
 	// (NMI backtraces, "Showing all locks", hung-task lists), as raw text.
 	Others []string
 
-	complete bool
+	complete  bool
+	faultSite bool // Frames[0] is the faulting instruction (RIP/pc), not a return address
 }
 
 // Parse returns every report in log, in order.

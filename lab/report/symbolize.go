@@ -27,11 +27,12 @@ import (
 // the faulting one holds a return address; PC-1 is looked up so a call at the end of an
 // inlined block reports the call's line, not the next statement's.
 //
-// Frames in modules ("[ext4]") are left unresolved: their load address is not in the
-// console output.
+// Frames in modules ("[ext4]") resolve only against modules given to AddModule, by
+// func+off (their load address is not in the console output).
 type Symbolizer struct {
 	vmlinux, arch string
 	syms          map[string][]elf.Symbol
+	mods          map[string]*module
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -77,7 +78,9 @@ func NewSymbolizer(vmlinux, arch string) (*Symbolizer, error) {
 
 func (s *Symbolizer) start() error {
 	if p, err := exec.LookPath("llvm-symbolizer"); err == nil {
-		s.cmd = exec.Command(p, "--obj="+s.vmlinux, "--inlining", "--functions=linkage", "--output-style=LLVM")
+		// No --obj: every query names its object ("path" 0xaddr), so vmlinux and
+		// modules share one process.
+		s.cmd = exec.Command(p, "--inlining", "--functions=linkage", "--output-style=LLVM")
 		s.llvm = true
 	} else {
 		a2l := "addr2line"
@@ -132,12 +135,12 @@ type location struct {
 
 // lookup returns the inline chain for pc, innermost first; the last entry is the
 // function that pc's machine code belongs to.
-func (s *Symbolizer) lookup(pc uint64) ([]location, error) {
+func (s *Symbolizer) lookup(obj string, pc uint64) ([]location, error) {
 	if s.cmd == nil {
 		return nil, errors.New("report: symbolizer is closed")
 	}
 	if s.llvm {
-		if _, err := fmt.Fprintf(s.in, "0x%x\n", pc); err != nil {
+		if _, err := fmt.Fprintf(s.in, "%q 0x%x\n", obj, pc); err != nil {
 			return nil, fmt.Errorf("report: symbolizer: %v", err)
 		}
 		// LLVM style: pairs of "function" / "file:line:col" lines, then an empty line.
@@ -160,6 +163,9 @@ func (s *Symbolizer) lookup(pc uint64) ([]location, error) {
 			}
 			locs = append(locs, parseFileLine(fn, strings.TrimSpace(fl)))
 		}
+	}
+	if obj != s.vmlinux {
+		return nil, errNoModules
 	}
 	// addr2line -f -i prints pairs with no terminator: follow each address by 0,
 	// whose answer "??" / "??:0" (or "??:?") marks the end.
@@ -206,20 +212,85 @@ func parseFileLine(fn, fl string) location {
 	return loc
 }
 
-// pcOf returns the address to look up for f, or 0 when f cannot be placed in vmlinux.
-func (s *Symbolizer) pcOf(f *Frame) uint64 {
-	if f.Module != "" {
-		return 0
+var errNoModules = errors.New("report: module frames need llvm-symbolizer")
+
+// AddModule makes frames of module name ("dm_crypt", as the console prints it) resolve
+// against path, a .ko with debug info. Module addresses are section offsets (the load
+// address is not in the console), so only func+off frames are resolved.
+func (s *Symbolizer) AddModule(name, path string) error {
+	if !s.llvm {
+		return fmt.Errorf("report: symbolizer: module %s: %w", name, errNoModules)
 	}
-	if f.Func != "" {
-		cands := s.syms[f.Func]
-		for _, sym := range cands {
-			if f.Size == 0 || sym.Size == f.Size {
-				return sym.Value + f.Off
-			}
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("report: symbolizer: module %s: %s is not a readable ELF object: %v", name, path, err)
+	}
+	defer f.Close()
+	list, err := f.Symbols()
+	if err != nil {
+		return fmt.Errorf("report: symbolizer: module %s: %s: symbol table: %v", name, path, err)
+	}
+	m := &module{path: path, syms: make(map[string][]elf.Symbol)}
+	for _, sym := range list {
+		if elf.ST_TYPE(sym.Info) == elf.STT_FUNC {
+			m.syms[sym.Name] = append(m.syms[sym.Name], sym)
 		}
-		if len(cands) > 0 {
-			return 0 // a same-named symbol of another size: not this kernel
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mods == nil {
+		s.mods = make(map[string]*module)
+	}
+	s.mods[strings.ReplaceAll(name, "-", "_")] = m
+	return nil
+}
+
+type module struct {
+	path string
+	syms map[string][]elf.Symbol
+}
+
+// objOf returns the object file and address to look up for f, or "" when f cannot be
+// placed.
+func (s *Symbolizer) objOf(f *Frame) (string, uint64, bool) {
+	if f.Module != "" {
+		m := s.mods[f.Module]
+		if m == nil || f.Func == "" {
+			return "", 0, false
+		}
+		if sym := fit(m.syms[f.Func], f); sym != nil {
+			return m.path, sym.Value + f.Off, true
+		}
+		return "", 0, false
+	}
+	pc := s.pcOf(f)
+	return s.vmlinux, pc, pc != 0
+}
+
+// fit picks the same-named symbol whose ELF size fits under the printed size most
+// tightly (kallsyms sizes run to the next symbol, alignment padding included).
+func fit(cands []elf.Symbol, f *Frame) *elf.Symbol {
+	var best *elf.Symbol
+	for i, sym := range cands {
+		if f.Size != 0 && (sym.Size > f.Size || f.Off >= f.Size) {
+			continue
+		}
+		if best == nil || sym.Size > best.Size {
+			best = &cands[i]
+		}
+	}
+	return best
+}
+
+// pcOf returns the vmlinux address to look up for f, or 0 when f cannot be placed.
+func (s *Symbolizer) pcOf(f *Frame) uint64 {
+	if f.Func != "" {
+		best := fit(s.syms[f.Func], f)
+		if best != nil {
+			return best.Value + f.Off
+		}
+		if len(s.syms[f.Func]) > 0 {
+			return 0 // same name, wrong size: another kernel than this vmlinux
 		}
 	}
 	return f.PC
@@ -238,8 +309,8 @@ func (s *Symbolizer) Symbolize(r *Report) error {
 		if f.Inlined {
 			continue // already symbolized once
 		}
-		pc := s.pcOf(&f)
-		if pc == 0 {
+		obj, pc, ok := s.objOf(&f)
+		if !ok {
 			if i == r.Guilty {
 				guilty = len(out)
 			}
@@ -247,20 +318,20 @@ func (s *Symbolizer) Symbolize(r *Report) error {
 			continue
 		}
 		look := pc
-		if i > 0 {
+		if (i > 0 || !r.faultSite) && look > 0 {
 			look = pc - 1 // a return address: the call is the instruction before it
 		}
-		locs, err := s.lookup(look)
+		locs, err := s.lookup(obj, look)
 		if err != nil {
 			errs = multierror.Append(errs, err)
 			break
 		}
 		for _, l := range locs[:len(locs)-1] {
-			out = append(out, Frame{Func: l.fn, File: l.file, Line: l.line, Inlined: true, PC: pc, Module: f.Module})
+			out = append(out, Frame{Func: l.fn, File: l.file, Line: l.line, Inlined: true, Module: f.Module})
 		}
 		last := locs[len(locs)-1]
 		f.File, f.Line = last.file, last.line
-		if f.PC == 0 {
+		if f.PC == 0 && obj == s.vmlinux {
 			f.PC = pc
 		}
 		if i == r.Guilty {
@@ -277,14 +348,18 @@ func (s *Symbolizer) Symbolize(r *Report) error {
 // DefaultVmlinux returns where reprolab's cache keeps Debian's debug vmlinux for a
 // kernel release (see images/debian-kernels.sh and testdata/gen), if it exists.
 func DefaultVmlinux(release string) string {
-	cache := os.Getenv("REPROLAB_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = home + "/.cache/reprolab"
-	}
-	p := cache + "/debian/dbg/usr/lib/debug/boot/vmlinux-" + release
+	p := cacheDir() + "/debian/dbg/usr/lib/debug/boot/vmlinux-" + release
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}
 	return p
+}
+
+// cacheDir is reprolab's cache: $REPROLAB_CACHE or ~/.cache/reprolab.
+func cacheDir() string {
+	if c := os.Getenv("REPROLAB_CACHE"); c != "" {
+		return c
+	}
+	home, _ := os.UserHomeDir()
+	return home + "/.cache/reprolab"
 }

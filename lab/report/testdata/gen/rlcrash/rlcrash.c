@@ -77,9 +77,10 @@ static noinline void rl_warn(void)
 
 static noinline void rl_divide(void)
 {
-	volatile int zero = 0;
+	/* both volatile: gcc turns 1/x into a compare, which does not trap */
+	volatile int num = 100, zero = 0;
 
-	pr_info("rlcrash: divide %d\n", 1 / zero);
+	pr_info("rlcrash: divide %d\n", num / zero);
 }
 
 static noinline void rl_undef(void)

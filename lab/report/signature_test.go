@@ -1,0 +1,87 @@
+package report
+
+import (
+	"bufio"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestSignatures checks testdata/signatures.txt: "same A B..." lists logs of one bug hit
+// in different runs (other CPU, PID, addresses, timestamps, arch or kernel era) that must
+// share the first report's signature; "diff A B..." lists different bugs that must not.
+func TestSignatures(t *testing.T) {
+	f, err := os.Open("testdata/signatures.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sig := func(name string) *Report {
+		tc := readCase(t, "testdata/linux/"+name+".txt")
+		rs := Parse(tc.log)
+		if len(rs) == 0 {
+			t.Fatalf("%s: no report", name)
+		}
+		return rs[0]
+	}
+	s := bufio.NewScanner(f)
+	n := 0
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if len(fields) < 3 || (fields[0] != "same" && fields[0] != "diff") {
+			t.Fatalf("signatures.txt: bad line %q", s.Text())
+		}
+		n++
+		var rs []*Report
+		for _, name := range fields[1:] {
+			rs = append(rs, sig(name))
+		}
+		for i := range rs {
+			for j := i + 1; j < len(rs); j++ {
+				same := rs[i].Signature == rs[j].Signature
+				if fields[0] == "same" && !same {
+					t.Errorf("%s %q (%v) and %s %q (%v): want one signature", fields[1+i], rs[i].Title, rs[i].SignatureFrames(), fields[1+j], rs[j].Title, rs[j].SignatureFrames())
+				}
+				if fields[0] == "diff" && same {
+					t.Errorf("%s and %s: different bugs share signature %s (%q)", fields[1+i], fields[1+j], rs[i].Signature, rs[i].Title)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no signature checks")
+	}
+}
+
+// TestComplete cuts every real log at points a live console watcher sees: just after
+// the report's first lines (not complete: more is coming) and at the end of the log
+// (complete: all our logs go on past the report, or end in a panic).
+func TestComplete(t *testing.T) {
+	for _, path := range cases(t) {
+		tc := readCase(t, path)
+		rs := Parse(tc.log)
+		if len(rs) == 0 {
+			if Complete(tc.log) {
+				t.Errorf("%s: Complete without a report", path)
+			}
+			continue
+		}
+		r := rs[0]
+		if !Complete(tc.log[r.Start:]) {
+			t.Errorf("%s: whole log: report %q not complete", path, r.Title)
+		}
+		// The first three lines of the report.
+		cut := r.Start
+		for i := 0; i < 3; i++ {
+			if j := strings.IndexByte(string(tc.log[cut:r.End]), '\n'); j >= 0 {
+				cut += j + 1
+			}
+		}
+		if cut < r.End && Complete(tc.log[r.Start:cut]) {
+			t.Errorf("%s: complete after 3 lines of %q", path, r.Title)
+		}
+	}
+}
