@@ -4,7 +4,7 @@ CACHE     ?= $(or $(REPROLAB_CACHE),$(HOME)/.cache/reprolab)
 BIN       := bin
 AGENTS    := $(BIN)/reprolab-agent-amd64 $(BIN)/reprolab-agent-arm64
 
-.PHONY: all build setup test vet bench clean
+.PHONY: all build setup run test vet bench clean
 
 all: build
 
@@ -20,6 +20,16 @@ $(BIN)/reprolab-agent-%: FORCE
 # Host packages (apt) and Debian's prebuilt kernels for both arches. Needs root.
 setup:
 	images/setup-host.sh
+
+# The main job on a fresh machine: the seed reproducer on Debian's prebuilt kernels, both
+# arches. Those kernels carry the fix, so the expected outcome is "survived" (exit 0).
+DEB       := $(CACHE)/debian
+RUN_ARGS  ?= --iterations 5
+run: build
+	$(BIN)/reprolab run --arch x86_64 --kernel $$(ls $(DEB)/amd64/boot/vmlinuz-* | head -1) \
+		--modules $$(ls -d $(DEB)/amd64/lib/modules/* | head -1) --repro memcg-writeback-null $(RUN_ARGS)
+	$(BIN)/reprolab run --arch arm64 --kernel $$(ls $(DEB)/arm64/boot/vmlinuz-* | head -1) \
+		--modules $$(ls -d $(DEB)/arm64/lib/modules/* | head -1) --repro memcg-writeback-null $(RUN_ARGS)
 
 vet:
 	$(GO) vet ./...

@@ -580,7 +580,8 @@ func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (
 			quiet := time.Since(r.watch.LastOutput())
 			if time.Since(started) > timeout && quiet > timeout && time.Since(out.last()) > timeout {
 				cancel()
-				return 0, r.hung(ctx, timeout)
+				o, err := r.hung(ctx, timeout)
+				return 0, o, err
 			}
 		}
 	}
