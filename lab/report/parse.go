@@ -163,8 +163,16 @@ func parse(log []byte) []*Report {
 		r := build(log, lines[first:last+1], &kinds[k], m)
 		r.Start, r.End = lines[first].start, lines[last].end
 		r.Text = log[r.Start:r.End]
-		if !complete && !r.Corrupted && !kinds[k].noFrames && len(r.Frames) == 0 {
-			r.Corrupted, r.CorruptedReason = true, "log ends inside the report"
+		switch {
+		case r.Corrupted:
+		case !complete:
+			// A live console caught mid-report, or a guest that died while printing:
+			// the trace may lack the frames that matter.
+			r.Corrupted, r.CorruptedReason = true, "truncated: the log ends inside the report"
+		case last+1 < len(lines) && inTrace(lines[first:last+1]) && startsReport(lines[last+1].text):
+			// Another CPU's report began while this one's stack was still printing;
+			// what follows the cut cannot be told apart from the other report.
+			r.Corrupted, r.CorruptedReason = true, "interrupted: another report starts inside this one's stack trace"
 		}
 		r.complete = complete
 		reports = append(reports, r)
@@ -242,6 +250,29 @@ func hasPanic(lines []line) bool {
 		}
 	}
 	return false
+}
+
+func startsReport(text string) bool {
+	k, _ := matchStart(text)
+	return k >= 0
+}
+
+// inTrace reports whether the last line of ls is a stack frame of an unfinished trace:
+// a "Call Trace:" was opened and no closing line ("</TASK>", "Code:", end marker, a
+// user-space "RIP: 0033") followed it.
+func inTrace(ls []line) bool {
+	open := false
+	for _, l := range ls {
+		t := strings.TrimSpace(l.text)
+		switch {
+		case strings.HasPrefix(t, "Call Trace:"), strings.HasPrefix(t, "Call trace:"):
+			open = true
+		case t == "</TASK>", strings.HasPrefix(t, "Code:"), strings.HasPrefix(t, "RIP: 0033"),
+			strings.HasPrefix(t, "---["), strings.HasPrefix(t, "Kernel panic"):
+			open = false
+		}
+	}
+	return open && frameRe.MatchString(ls[len(ls)-1].text)
 }
 
 // complete is Complete: the first report in log has ended.

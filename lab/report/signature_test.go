@@ -85,3 +85,48 @@ func TestComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncated cuts every real report in the middle of its stack trace, as when a
+// guest dies while printing: the report must still be found, with its type, and be
+// flagged corrupted.
+func TestTruncated(t *testing.T) {
+	n := 0
+	for _, path := range cases(t) {
+		tc := readCase(t, path)
+		rs := Parse(tc.log)
+		if len(rs) == 0 {
+			continue
+		}
+		r := rs[0]
+		// Cut after the guilty frame's line and the one after it.
+		if r.Guilty < 0 {
+			continue
+		}
+		g := strings.Index(string(r.Text), r.Frames[r.Guilty].Func+"+0x")
+		if g < 0 {
+			continue
+		}
+		cut := r.Start + g
+		for i := 0; i < 2; i++ {
+			if j := strings.IndexByte(string(tc.log[cut:r.End]), '\n'); j >= 0 {
+				cut += j + 1
+			}
+		}
+		if cut >= r.End {
+			continue
+		}
+		n++
+		got := Parse(tc.log[:cut])
+		if len(got) == 0 {
+			t.Errorf("%s: cut at %d: no report", path, cut)
+			continue
+		}
+		g0 := got[len(got)-1]
+		if g0.Type != r.Type || !g0.Corrupted {
+			t.Errorf("%s: cut at %d: type %s corrupted %v, want %s, corrupted", path, cut, g0.Type, g0.Corrupted, r.Type)
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d logs could be cut", n)
+	}
+}

@@ -7,7 +7,7 @@ set -euo pipefail
 src=${1:?usage: import.sh OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 dst=$here/../linux
-grep -v '^#' "$here/cases.txt" | while read -r arch name cases cpu secs; do
+grep -hv "^#" "$here"/cases*.txt | while read -r arch name cases cpu secs; do
 	[ -f "$src/$name.log" ] || continue
 	[ -f "$dst/$name.txt" ] && continue
 	ver=$(grep -m1 -o 'Linux version [^ ]*' "$src/$name.log" | cut -d' ' -f3)

@@ -32,6 +32,10 @@ for c in $(echo "$CASES" | tr , ' '); do
 	panic_on_warn) echo 1 > /proc/sys/kernel/panic_on_warn ;;
 	panic_on_oops) echo 1 > /proc/sys/kernel/panic_on_oops ;;
 	sleep*) sleep ${c#sleep} ;;
+	par-*) # the same trigger on both CPUs at once: reports from two CPUs interleave
+		taskset -c 0 sh -c "echo ${c#par-} > /proc/rlcrash" &
+		taskset -c 1 sh -c "echo ${c#par-} > /proc/rlcrash" &
+		wait ;;
 	*) run "echo $c > /proc/rlcrash" ;;
 	esac
 	echo "INIT: case $c returned $?"
