@@ -47,9 +47,9 @@ type Variant struct {
 
 // Spec is one probe file.
 type Spec struct {
-	Name        string    `yaml:"name"`
-	Description string    `yaml:"description,omitempty"`
-	DelayUS     uint      `yaml:"delay_us"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description,omitempty"`
+	DelayUS     uint   `yaml:"delay_us"`
 	Location    `yaml:",inline"`
 	Variants    []Variant `yaml:"variants,omitempty"`
 
