@@ -13,10 +13,10 @@ import (
 
 // check is one host requirement.
 type check struct {
-	what     string
-	need     string // "required" for running guests, "build" for building kernels, "optional"
-	ok       func() (bool, string)
-	fix      string
+	what string
+	need string // "required" for running guests, "build" for building kernels, "optional"
+	ok   func() (bool, string)
+	fix  string
 }
 
 func haveCmd(name string) func() (bool, string) {

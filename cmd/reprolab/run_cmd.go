@@ -17,6 +17,7 @@ import (
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/repro"
 	"github.com/reprolab/reprolab/lab/spec"
+	"github.com/reprolab/reprolab/lab/tmpdir"
 )
 
 // cacheDir is where kernels, images and verdicts are cached, outside the repo.
@@ -76,6 +77,10 @@ func runMain(args []string) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		return exitBadInput
+	}
+	// Scratch dirs of runs that were SIGKILLed (and so could not clean up) go first.
+	if _, err := tmpdir.Sweep(); err != nil {
+		fmt.Fprintf(os.Stderr, "reprolab run: warning: sweeping stale scratch dirs: %v\n", err)
 	}
 	bad := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "reprolab run: "+format+"\n", a...)

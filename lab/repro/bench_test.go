@@ -1,0 +1,43 @@
+package repro
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkBoot measures, per arch, QEMU start → the agent answering SSH (boot-to-ready),
+// next to the kernel's own timestamp at /init from the console, and the per-iteration
+// overhead of a trivial command (`true`) through SSH and the harness.
+//
+//	go test -run '^$' -bench Boot -benchtime 1x ./lab/repro
+func BenchmarkBoot(b *testing.B) {
+	for _, arch := range arches {
+		b.Run(string(arch), func(b *testing.B) {
+			kernel, modules := debianKernel(b, arch)
+			spec := loadSpec(b, "testdata/trivial.yaml")
+			var boot, init, perIter float64
+			for i := 0; i < b.N; i++ {
+				res, err := Run(context.Background(), Config{
+					Arch: arch, Kernel: kernel, ModulesDir: modules, Repro: spec,
+					ResultsDir: b.TempDir(), CacheDir: cacheDir(),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Outcome != Survived {
+					b.Fatalf("outcome %s: %s", res.Outcome, res.Error)
+				}
+				boot += res.BootSeconds
+				init += res.KernelToInit
+				perIter += res.LoopSeconds / float64(res.Iterations)
+				b.Logf("%s accel=%s boot-to-ready=%.2fs kernel-to-init=%.2fs per-iteration=%.1fms",
+					arch, res.Accel, res.BootSeconds, res.KernelToInit, 1000*res.LoopSeconds/float64(res.Iterations))
+			}
+			n := float64(b.N)
+			b.ReportMetric(boot/n, "boot-to-ready-s")
+			b.ReportMetric(init/n, "kernel-to-init-s")
+			b.ReportMetric(perIter/n*1000, "ms/iteration")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
