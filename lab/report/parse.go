@@ -120,10 +120,7 @@ func findStart(log []byte, from int) (int, bool) {
 		} else {
 			end += pos
 		}
-		raw := log[pos:end]
-		if m := prefixRe.FindIndex(raw); m != nil && len(raw) > 0 && (raw[0] == '[' || raw[0] == '<') {
-			raw = raw[m[1]:]
-		}
+		_, raw := stripPrefix(log[pos:end])
 		if k, _ := matchStart(string(raw)); k >= 0 {
 			return pos, true
 		}

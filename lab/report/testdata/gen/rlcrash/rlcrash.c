@@ -161,13 +161,17 @@ static noinline void rl_list_corrupt(void)
 
 static noinline void rl_bad_page(void)
 {
-	struct page *page = alloc_page(GFP_KERNEL);
+	/*
+	 * Order 4: without CONFIG_DEBUG_VM only frees that bypass the per-CPU lists
+	 * (order > PAGE_ALLOC_COSTLY_ORDER) check the page state.
+	 */
+	struct page *page = alloc_pages(GFP_KERNEL, 4);
 
 	if (!page)
 		return;
-	pr_info("rlcrash: free page with nonzero mapcount\n");
+	pr_info("rlcrash: free pages with nonzero mapcount\n");
 	atomic_set(&page->_mapcount, 3);
-	__free_page(page);
+	__free_pages(page, 4);
 }
 
 static noinline void rl_panic(void)
