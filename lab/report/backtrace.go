@@ -115,3 +115,57 @@ func CrashBacktraces(ctx context.Context, crashBin, vmlinux, vmcore string) (str
 	}
 	return out.String(), nil
 }
+
+var (
+	nmiRe        = regexp.MustCompile(`^NMI backtrace for cpu (\d+)`)
+	nmiSkippedRe = regexp.MustCompile(`^NMI backtrace for cpu (\d+) skipped: idling at ([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)`)
+)
+
+// CPUBacktraces returns the per-CPU backtraces in log printed by sysrq `l` (or an RCU
+// stall, or the hung-task detector's all-CPU dump): one Task per "NMI backtrace for cpu
+// N" block, in log order. A CPU that was idle ("skipped: idling at ...") gets one frame.
+// This is what a hung guest shows after the lab sends sysrq l: which CPU spins where.
+func CPUBacktraces(log []byte) []*Task {
+	lines := splitLines(log)
+	var tasks []*Task
+	for i := 0; i < len(lines); i++ {
+		t := strings.TrimSpace(lines[i].text)
+		if m := nmiSkippedRe.FindStringSubmatch(t); m != nil {
+			task := &Task{PID: -1, Guilty: 0}
+			task.CPU, _ = strconv.Atoi(m[1])
+			f := Frame{Func: m[2]}
+			f.Off, _ = strconv.ParseUint(m[3], 16, 64)
+			f.Size, _ = strconv.ParseUint(m[4], 16, 64)
+			task.Frames = []Frame{f}
+			tasks = append(tasks, task)
+			continue
+		}
+		m := nmiRe.FindStringSubmatch(t)
+		if m == nil {
+			continue
+		}
+		// The block runs to the next NMI backtrace or to the end of the body lines.
+		j, gap := i+1, 0
+		end := i
+		for ; j < len(lines); j++ {
+			tj := strings.TrimSpace(lines[j].text)
+			if nmiRe.MatchString(tj) {
+				break
+			}
+			if isBody(lines[j].text) {
+				end, gap = j, 0
+				continue
+			}
+			if gap++; gap >= maxGap {
+				break
+			}
+		}
+		r := &Report{CPU: -1, PID: -1}
+		fs, _ := frames(lines[i+1:end+1], r)
+		task := &Task{PID: r.PID, Comm: r.Comm, Frames: fs, Guilty: guilty(fs, "")}
+		task.CPU, _ = strconv.Atoi(m[1])
+		tasks = append(tasks, task)
+		i = end
+	}
+	return tasks
+}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -48,5 +49,33 @@ func TestCrashBacktracesBadInput(t *testing.T) {
 	_, err := CrashBacktraces(context.Background(), "", "/nonexistent/vmlinux", "/nonexistent/vmcore")
 	if err == nil || !strings.Contains(err.Error(), "vmlinux") {
 		t.Fatalf("want an error naming vmlinux, got %v", err)
+	}
+}
+
+// TestCPUBacktraces reads sysrq l output from real guests: the CPU that wrote to
+// /proc/sysrq-trigger shows the sysrq path; the other CPU idles.
+func TestCPUBacktraces(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string // per CPU in log order: "cpu comm guilty-func"
+	}{
+		{"x86-sysrq-l", []string{"0 sh __handle_sysrq", "1  native_safe_halt"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			tc := readCase(t, "testdata/linux/"+tt.file+".txt")
+			tasks := CPUBacktraces(tc.log)
+			var got []string
+			for _, task := range tasks {
+				g := ""
+				if task.Guilty >= 0 {
+					g = cleanFunc(task.Frames[task.Guilty].Func)
+				}
+				got = append(got, fmt.Sprintf("%d %s %s", task.CPU, task.Comm, g))
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

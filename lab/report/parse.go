@@ -237,12 +237,19 @@ func extent(lines []line, i, k int) (first, last int, complete bool) {
 	}
 	// The log ended. A report that printed its end marker (or a panic, after which
 	// nothing else runs) is whole; otherwise more could still come.
-	return first, last, sawEnd || kinds[k].typ == Panic || hasPanic(lines[i:last+1])
+	return first, last, sawEnd || panicDone(lines[i:last+1])
 }
 
-func hasPanic(lines []line) bool {
-	for _, l := range lines {
-		if strings.Contains(l.text, "Kernel panic - not syncing") {
+// panicDone reports whether ls hold a panic that finished printing: after the panic
+// line (and its stack) the kernel prints "Kernel Offset:" (KASLR builds), "Rebooting in"
+// (panic=N) or, since 4.17ish, "---[ end Kernel panic". After that nothing else comes.
+func panicDone(ls []line) bool {
+	panicked := false
+	for _, l := range ls {
+		t := strings.TrimSpace(l.text)
+		if strings.HasPrefix(t, "Kernel panic - not syncing") {
+			panicked = true
+		} else if panicked && (strings.HasPrefix(t, "Kernel Offset:") || strings.HasPrefix(t, "Rebooting in")) {
 			return true
 		}
 	}

@@ -6,6 +6,17 @@
 // The console is treated as bytes: it can contain several reports, lines from several
 // CPUs interleaved, and output that stops mid-report because the guest died. Parse never
 // fails; a report it could not make sense of is marked Corrupted with a reason.
+//
+// Titles follow syzbot's style ("kernel BUG in uncharge_list", "WARNING in rl_warn")
+// and name the guilty frame: the first frame of the crashing stack that is not generic
+// machinery (dump_stack, panic, die, fault handlers, locking, scheduling, allocator
+// checks, ...; see genericRe) and not an unreliable "? " frame. Signatures hash the
+// normalised title and the guilty frame's caller, so the same bug from another run, CPU,
+// arch or kernel era matches (testdata/signatures.txt holds the real pairs).
+//
+// Symbolizer adds file:line and inlined frames from a vmlinux with DWARF; Symbolize
+// never changes a report's title or signature. ParseBacktraces and CrashBacktraces read
+// the crash utility's `bt` output for vmcores.
 package report
 
 import (

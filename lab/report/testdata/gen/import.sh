@@ -10,6 +10,8 @@ dst=$here/../linux
 grep -hv "^#" "$here"/cases*.txt | while read -r arch name cases cpu secs; do
 	[ -f "$src/$name.log" ] || continue
 	[ -f "$dst/$name.txt" ] && continue
+	# gen.sh may still be writing it (its guest times out after 180 s)
+	[ $(( $(date +%s) - $(stat -c %Y "$src/$name.log") )) -gt 200 ] || continue
 	ver=$(grep -m1 -o 'Linux version [^ ]*' "$src/$name.log" | cut -d' ' -f3)
 	{
 		echo "# gen.sh $arch $name $cases ${cpu:-} ${secs:-}: Debian $ver, QEMU TCG, rlcrash.ko"
