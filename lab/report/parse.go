@@ -90,15 +90,22 @@ func continues(open, next *oopsKind, sinceStart int) bool {
 	case Panic:
 		return true // a panic always ends whatever was being reported
 	case InvalidOpcode:
+		// x86 BUG() is ud2: "kernel BUG at" is followed by "invalid opcode".
 		return open.typ == Bug || open.typ == ListCorruption || open.typ == Warning
-	case Bug, Oops:
-		if next.re.String() == kinds[kindIndex("Internal error: Oops - BUG")].re.String() {
+	case Bug:
+		if strings.Contains(next.re.String(), "Internal error") {
+			// arm64 BUG(): "kernel BUG at" then "Internal error: Oops - BUG".
 			return open.typ == Bug || open.typ == ListCorruption
 		}
-		if next.typ == Oops {
-			return sinceStart < 8
-		}
+		// "list_add corruption." is followed by "kernel BUG at lib/list_debug.c".
 		return open.typ == ListCorruption && sinceStart < 4
+	case Oops:
+		// arm64 prints the fault description, then "Mem abort info", ESR decoding and
+		// page-table walk, then "Internal error: Oops:" (about 12 lines on 6.x).
+		switch open.typ {
+		case NullDeref, PagingRequest, Bug, ListCorruption:
+			return sinceStart < 40
+		}
 	}
 	return false
 }
@@ -299,6 +306,8 @@ var (
 	warnLineRe   = regexp.MustCompile(`^WARNING: (?:CPU: (\d+) PID: (\d+) )?at (\S+) ([A-Za-z0-9_.$]+)\+0x`)
 	// x86 "RIP: 0010:func+0x6e/0x2f0", 4.x "RIP: 0010:[<ffffffff8118a0ae>]  [<...>] func+0x..";
 	// arm64 "pc : func+0x../0x..", 4.x arm64 "PC is at func+0x../0x..".
+	// arm64 "lr : func+0x24/0x40 [mod]" (6.x) / "LR is at func+0x../0x.." (4.x).
+	lrRe  = regexp.MustCompile(`^(?:lr : (?:\[<[0-9a-f]+>\] )?|LR is at )([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[(\S+)\])?`)
 	ripRe = regexp.MustCompile(`^(?:RIP: [0-9a-f]{4}:(?:\[<([0-9a-f]+)>\]\s+(?:\[<[0-9a-f]+>\]\s+)?)?|pc : (?:\[<([0-9a-f]+)>\] )?|PC is at )([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[(\S+)\])?`)
 	// A frame line: optional "? ", optional "[<addr>] ", func+off/size, optional [module].
 	frameRe = regexp.MustCompile(`^\s*(\? )?(?:\[<([0-9a-f]+)>\] )?(\? )?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([^\]\s]+)\])?`)
@@ -404,6 +413,7 @@ func frames(ls []line, r *Report) ([]Frame, []string) {
 	var others []string
 	var other strings.Builder
 	inTrace, traceDone, inOther := false, false, false
+	var lr *Frame
 	for _, l := range ls {
 		t := strings.TrimRight(l.text, " ")
 		trimmed := strings.TrimSpace(t)
@@ -444,6 +454,12 @@ func frames(ls []line, r *Report) ([]Frame, []string) {
 				fs = append(fs, f)
 				r.faultSite = true
 			}
+			continue
+		}
+		if sm := lrRe.FindStringSubmatch(trimmed); sm != nil && lr == nil && !traceDone {
+			lr = &Frame{Func: sm[1], Module: sm[4]}
+			lr.Off, _ = strconv.ParseUint(sm[2], 16, 64)
+			lr.Size, _ = strconv.ParseUint(sm[3], 16, 64)
 			continue
 		}
 		if strings.HasPrefix(trimmed, "Call Trace:") || strings.HasPrefix(trimmed, "Call trace:") {
@@ -491,7 +507,31 @@ func frames(ls []line, r *Report) ([]Frame, []string) {
 	if inOther && other.Len() > 0 {
 		others = append(others, other.String())
 	}
-	return fs, others
+	return withLR(fs, lr, r.faultSite), others
+}
+
+// withLR puts arm64's link register into the stack where the unwinder cannot see it. A
+// fault in a leaf function (no frame record of its own) unwinds from the caller's frame
+// record, so the caller is missing from "Call trace:" although lr points into it; x86
+// shows that caller, and without it one bug would get two signatures across arches.
+// When the faulting function is not a leaf, lr points back into itself (it already
+// called something) or at the next frame (the trace has it), and nothing is added.
+func withLR(fs []Frame, lr *Frame, faultSite bool) []Frame {
+	if lr == nil || !faultSite || len(fs) == 0 || lr.Func == fs[0].Func {
+		return fs
+	}
+	for _, f := range fs[1:] {
+		if f.Unreliable {
+			continue
+		}
+		if f.Func == lr.Func {
+			return fs
+		}
+		break
+	}
+	out := make([]Frame, 0, len(fs)+1)
+	out = append(out, fs[0], *lr)
+	return append(out, fs[1:]...)
 }
 
 var hexDumpRe = regexp.MustCompile(`^[0-9a-f]{4}:\s`)
