@@ -1,0 +1,403 @@
+// Package kbuild builds Linux kernels for reproduction runs: one call takes a
+// source (git ref, directory, tarball, Debian's linux-source), config
+// fragments, patches and delay probes, and returns a boot image, vmlinux,
+// System.map and .config, cached by the hash of everything that decides the
+// result.
+//
+// Honesty about what is in the kernel is the point: every option a fragment
+// asks for is checked in the final .config, every patch, probe and old-kernel
+// compat fix is recorded in metadata.json and in applied.patch (the diff of
+// the built tree against the pristine source).
+//
+// Cache layout under CacheDir/kbuild:
+//
+//	src/<source-id>/      pristine extracted tree, shared by all builds of that source
+//	tree/<tree-key>/src/  hard-linked copy of the pristine tree with the edits applied
+//	tree/<tree-key>/obj/  make O= output; kept, so a changed probe rebuilds incrementally
+//	out/<build-key>/      artifacts + metadata.json; present = cache hit, no make at all
+//
+// tree-key = hash(source, arch, compiler, config inputs); build-key adds the
+// patches, probes and compat fixes. Edits are written with rename, so the
+// pristine tree's hard-linked files are never modified, and only files whose
+// content changes get a new mtime — make recompiles exactly what depends on them.
+package kbuild
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/reprolab/reprolab/lab/kbuild/kconfig"
+	"github.com/reprolab/reprolab/lab/kbuild/kver"
+	"github.com/reprolab/reprolab/lab/kbuild/patch"
+	"github.com/reprolab/reprolab/lab/kbuild/probe"
+	"github.com/reprolab/reprolab/lab/kbuild/source"
+)
+
+// Result points at a built kernel's artifacts.
+type Result struct {
+	Kernel    string // bzImage or Image
+	Vmlinux   string
+	SystemMap string
+	Config    string
+	BuildLog  string
+	Metadata  string
+	// AppliedPatch is the diff of the built tree against the pristine source.
+	AppliedPatch string
+	// CmdlineParams set each probe's delay to its spec default; pass
+	// reprolab.delay_<name>=0 instead to turn a probe off.
+	CmdlineParams []string
+	Dir           string // the artifact folder
+	Cached        bool   // true when nothing was built
+	Version       string // kernel version of the tree, e.g. 4.13.9
+	Key           string // build key
+	// Compiled is the number of C files make compiled (CC lines).
+	Compiled int
+	// Warnings: optional fragment options Kconfig dropped, and the like.
+	Warnings []string
+}
+
+// InputError is a wrong spec, missing file or unknown name: the user's to fix.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string  { return e.Msg }
+func (e *InputError) BadInput() bool { return true }
+
+// IsBadInput reports whether err is the user's mistake (CLI exit 2) rather
+// than an infrastructure failure.
+func IsBadInput(err error) bool {
+	var b interface{ BadInput() bool }
+	if errors.As(err, &b) && b.BadInput() {
+		return true
+	}
+	var u *kconfig.UnknownFragmentError
+	var v *kconfig.VerifyError
+	return errors.As(err, &u) || errors.As(err, &v)
+}
+
+// Build builds (or finds in the cache) the kernel the spec describes.
+func Build(ctx context.Context, spec Spec) (*Result, error) {
+	b := &builder{spec: spec, t0: time.Now(), durations: map[string]float64{}}
+	return b.run(ctx)
+}
+
+type builder struct {
+	spec      Spec
+	ai        archInfo
+	t0        time.Time
+	durations map[string]float64
+	prog      *progress
+
+	src       *source.Resolved
+	frags     []*kconfig.Fragment
+	patches   []*patch.Patch
+	probes    []*probe.Spec
+	version   kver.Version
+	options   []kconfig.Option
+	fixes     []Fix
+	applied   []Fix
+	sites     []probe.Site
+	params    []string
+	toolchain map[string]string
+	warnings  []string
+}
+
+func (b *builder) phase(name string, start time.Time) {
+	b.durations[name] += time.Since(start).Seconds()
+}
+
+func (b *builder) run(ctx context.Context) (*Result, error) {
+	s := &b.spec
+	ai, ok := arches[s.Arch]
+	if !ok {
+		return nil, &InputError{Msg: fmt.Sprintf("arch %q: want x86_64 or arm64", s.Arch)}
+	}
+	b.ai = ai
+	if s.CacheDir == "" {
+		s.CacheDir = DefaultCacheDir()
+	}
+	if s.Jobs <= 0 {
+		s.Jobs = 2
+	}
+	if s.Base == "" {
+		s.Base = "tinyconfig"
+	}
+	if s.Base != "tinyconfig" && s.Base != "defconfig" && s.Base != "allnoconfig" && !strings.HasSuffix(s.Base, "_defconfig") {
+		return nil, &InputError{Msg: fmt.Sprintf("base %q: want tinyconfig, allnoconfig, defconfig or an arch's *_defconfig", s.Base)}
+	}
+	if len(s.Fragments) == 0 {
+		s.Fragments = DefaultFragments
+	}
+	b.prog = newProgress(s.Progress)
+	defer b.prog.done()
+	kb := filepath.Join(s.CacheDir, "kbuild")
+
+	// Inputs first: every bad-input error comes before any slow step.
+	t := time.Now()
+	b.prog.phase("inputs", "")
+	if err := b.loadInputs(); err != nil {
+		return nil, err
+	}
+	if err := b.readToolchain(ctx); err != nil {
+		return nil, err
+	}
+	b.prog.phase("source", "")
+	src, err := source.Resolve(ctx, s.Source, s.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	b.src = src
+	pristine := filepath.Join(kb, "src", hash(src.ID)[:20])
+	if err := withLock(ctx, pristine+".lock", func() error {
+		if _, err := os.Stat(pristine); err == nil {
+			return nil
+		}
+		b.prog.phase("source", "extracting "+src.Kind)
+		if err := os.MkdirAll(filepath.Dir(pristine), 0o755); err != nil {
+			return err
+		}
+		return src.Extract(ctx, pristine)
+	}); err != nil {
+		return nil, err
+	}
+	if b.version, err = kver.FromTree(pristine); err != nil {
+		return nil, &InputError{Msg: err.Error()}
+	}
+	b.phase("source", t)
+
+	// Keys.
+	b.options = kconfig.Select(b.frags, b.version, s.Arch)
+	b.fixes = fixesFor(b.version, s.Arch)
+	treeKey := b.treeKey()
+	buildKey := b.buildKey(treeKey)
+	out := filepath.Join(kb, "out", buildKey[:20])
+	if r, ok := b.cached(out, buildKey); ok && !s.ConfigOnly {
+		b.prog.phase("cached", out)
+		return r, nil
+	}
+
+	tree := filepath.Join(kb, "tree", treeKey[:20])
+	var res *Result
+	err = withLock(ctx, tree+".lock", func() error {
+		var err error
+		res, err = b.buildTree(ctx, pristine, tree, out, buildKey)
+		return err
+	})
+	return res, err
+}
+
+func (b *builder) loadInputs() error {
+	s := &b.spec
+	dirs := s.FragmentDirs
+	if len(dirs) == 0 {
+		dirs = []string{"kconfigs"}
+	}
+	var errs *multierror.Error
+	for _, name := range s.Fragments {
+		if name == "arch" {
+			name = "arch-" + s.Arch
+		}
+		f, err := kconfig.LoadFragment(name, dirs)
+		if err != nil {
+			errs = multierror.Append(errs, &InputError{Msg: err.Error()})
+			continue
+		}
+		b.frags = append(b.frags, f)
+	}
+	for _, p := range s.Patches {
+		ps, err := patch.Load(p)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			continue
+		}
+		b.patches = append(b.patches, ps...)
+	}
+	for _, p := range s.Probes {
+		ps, err := probe.Load(p)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			continue
+		}
+		b.probes = append(b.probes, ps)
+	}
+	if errs.ErrorOrNil() != nil {
+		errs.ErrorFormat = listErrors
+		return &InputError{Msg: errs.Error()}
+	}
+	return nil
+}
+
+func listErrors(es []error) string {
+	if len(es) == 1 {
+		return es[0].Error()
+	}
+	var l []string
+	for _, e := range es {
+		l = append(l, "  "+e.Error())
+	}
+	return fmt.Sprintf("%d input errors:\n%s", len(es), strings.Join(l, "\n"))
+}
+
+func (b *builder) readToolchain(ctx context.Context) error {
+	b.toolchain = map[string]string{}
+	for _, tool := range []string{b.ai.cross + "gcc", b.ai.cross + "ld", "make"} {
+		out, err := exec.CommandContext(ctx, tool, "--version").Output()
+		if err != nil {
+			pkg := map[string]string{"gcc": "gcc", "ld": "binutils", "make": "make"}[strings.TrimPrefix(tool, b.ai.cross)]
+			if b.ai.cross != "" && tool != "make" {
+				pkg = "gcc-aarch64-linux-gnu"
+			}
+			return fmt.Errorf("toolchain: %s not runnable (%v); install it with `apt-get install %s`", tool, err, pkg)
+		}
+		first, _, _ := strings.Cut(string(out), "\n")
+		b.toolchain[strings.TrimPrefix(tool, b.ai.cross)] = first
+	}
+	for _, tool := range []string{"flex", "bison", "bc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("toolchain: %s is missing; install it with `apt-get install %s`", tool, tool)
+		}
+	}
+	return nil
+}
+
+func hash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s\n", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// treeKey covers what forces a full rebuild: source, arch, compiler, config.
+func (b *builder) treeKey() string {
+	parts := []string{"tree-v1", b.src.ID, b.spec.Arch, b.toolchain["gcc"], b.toolchain["ld"], b.spec.Base}
+	for _, o := range b.options {
+		parts = append(parts, o.ConfigLine())
+	}
+	return hash(parts...)
+}
+
+// buildKey adds what is rebuilt incrementally: patches, probes, compat fixes.
+func (b *builder) buildKey(treeKey string) string {
+	parts := []string{"build-v1", treeKey}
+	for _, p := range b.patches {
+		parts = append(parts, string(p.Text))
+	}
+	for _, p := range b.probes {
+		parts = append(parts, string(p.Raw))
+	}
+	for _, f := range b.fixes {
+		parts = append(parts, f.Name)
+	}
+	return hash(parts...)
+}
+
+// cached returns the artifacts of an earlier identical build.
+func (b *builder) cached(out, key string) (*Result, bool) {
+	data, err := os.ReadFile(filepath.Join(out, "metadata.json"))
+	if err != nil {
+		return nil, false
+	}
+	var m Metadata
+	if json.Unmarshal(data, &m) != nil || m.Key != key {
+		return nil, false
+	}
+	r := b.result(out, key, m.Compiled)
+	for _, p := range []string{r.Kernel, r.Vmlinux, r.SystemMap, r.Config} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, false
+		}
+	}
+	r.Cached = true
+	r.CmdlineParams = m.CmdlineParams
+	r.Warnings = m.Warnings
+	return r, true
+}
+
+func (b *builder) result(out, key string, compiled int) *Result {
+	return &Result{
+		Kernel:        filepath.Join(out, filepath.Base(b.ai.image)),
+		Vmlinux:       filepath.Join(out, "vmlinux"),
+		SystemMap:     filepath.Join(out, "System.map"),
+		Config:        filepath.Join(out, "config"),
+		BuildLog:      filepath.Join(out, "build.log"),
+		Metadata:      filepath.Join(out, "metadata.json"),
+		AppliedPatch:  filepath.Join(out, "applied.patch"),
+		Dir:           out,
+		Version:       b.version.String(),
+		Key:           key,
+		Compiled:      compiled,
+		CmdlineParams: b.params,
+		Warnings:      b.warnings,
+	}
+}
+
+// withLock runs f holding an exclusive flock on path (other reprolab
+// processes building the same thing wait instead of racing).
+func withLock(ctx context.Context, path string, f func() error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	fd, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	for {
+		err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	defer syscall.Flock(int(fd.Fd()), syscall.LOCK_UN)
+	return f()
+}
+
+// sortedKeys is a small helper for deterministic output.
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}

@@ -1,0 +1,265 @@
+package kbuild
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/reprolab/reprolab/lab/kbuild/kconfig"
+	"github.com/reprolab/reprolab/lab/kbuild/patch"
+	"github.com/reprolab/reprolab/lab/kbuild/probe"
+)
+
+// state is what a tree remembers between builds.
+type state struct {
+	// Touched are the files that differ from the pristine tree.
+	Touched []string `json:"touched"`
+}
+
+func (b *builder) buildTree(ctx context.Context, pristine, tree, out, key string) (*Result, error) {
+	src, obj := filepath.Join(tree, "src"), filepath.Join(tree, "obj")
+	t := time.Now()
+	if _, err := os.Stat(src); err != nil {
+		// Hard links: a tree costs inodes, not 1 GiB. Edits replace files
+		// (rename), so the pristine copy is never written through a link.
+		b.prog.phase("source", "linking work tree")
+		os.RemoveAll(src + ".tmp")
+		if err := os.MkdirAll(tree, 0o755); err != nil {
+			return nil, err
+		}
+		if out, err := exec.CommandContext(ctx, "cp", "-al", pristine, src+".tmp").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("copying %s: %v: %s", pristine, err, out)
+		}
+		if err := os.Rename(src+".tmp", src); err != nil {
+			return nil, err
+		}
+	}
+	b.phase("source", t)
+
+	t = time.Now()
+	b.prog.phase("patch", "")
+	changed, touched, err := b.edit(ctx, pristine, tree)
+	if err != nil {
+		return nil, err
+	}
+	b.phase("patch", t)
+
+	t = time.Now()
+	b.prog.phase("config", "")
+	if err := b.configure(ctx, src, obj); err != nil {
+		return nil, err
+	}
+	b.phase("config", t)
+	if b.spec.ConfigOnly {
+		r := b.result(out, key, 0)
+		r.Config = filepath.Join(obj, ".config")
+		return r, nil
+	}
+
+	t = time.Now()
+	logPath := filepath.Join(tree, "build.log")
+	compiled := 0
+	err = withLock(ctx, filepath.Join(b.spec.CacheDir, "kbuild", "make.lock"), func() error {
+		b.prog.phase("compile", fmt.Sprintf("%d edited file(s) since this tree's last build", changed))
+		var err error
+		compiled, err = b.make(ctx, src, obj, logPath, touched)
+		return err
+	})
+	b.phase("build", t)
+	if err != nil {
+		return nil, err
+	}
+
+	t = time.Now()
+	b.prog.phase("artifacts", out)
+	r, err := b.collect(pristine, tree, out, key, logPath, touched, compiled)
+	b.phase("artifacts", t)
+	return r, err
+}
+
+// edit brings the work tree to pristine + compat fixes + patches + probes,
+// writing only files whose content differs from what the tree holds now.
+func (b *builder) edit(ctx context.Context, pristine, tree string) (changed int, touched []string, err error) {
+	src := filepath.Join(tree, "src")
+	var st state
+	if data, err := os.ReadFile(filepath.Join(tree, "state.json")); err == nil {
+		json.Unmarshal(data, &st)
+	}
+	paths := map[string]bool{}
+	for _, p := range st.Touched {
+		paths[p] = true
+	}
+	for _, f := range b.fixes {
+		paths[f.File] = true
+	}
+	for _, p := range b.patches {
+		for _, f := range p.Paths() {
+			paths[f] = true
+		}
+	}
+	pp, err := probe.Paths(b.probes, b.version)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, p := range pp {
+		paths[p] = true
+	}
+
+	stage := filepath.Join(tree, "stage")
+	os.RemoveAll(stage)
+	defer os.RemoveAll(stage)
+	for p := range paths {
+		data, err := os.ReadFile(filepath.Join(pristine, p))
+		if err != nil {
+			continue // created by a patch or a probe
+		}
+		if err := writeFile(filepath.Join(stage, p), data); err != nil {
+			return 0, nil, err
+		}
+	}
+	os.MkdirAll(stage, 0o755)
+	b.applied = nil
+	for _, f := range b.fixes {
+		p := filepath.Join(stage, f.File)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if fixed, ok := f.Edit(data); ok {
+			if err := writeFile(p, fixed); err != nil {
+				return 0, nil, err
+			}
+			b.applied = append(b.applied, f)
+		}
+	}
+	if err := patch.Apply(ctx, stage, b.patches); err != nil {
+		return 0, nil, err
+	}
+	b.sites, b.params, err = probe.Apply(stage, b.version, b.probes)
+	if err != nil {
+		return 0, nil, err
+	}
+	filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(stage, p)
+			paths[rel] = true
+		}
+		return nil
+	})
+
+	for _, p := range sortedKeys(paths) {
+		want, wErr := os.ReadFile(filepath.Join(stage, p))
+		orig, oErr := os.ReadFile(filepath.Join(pristine, p))
+		if (wErr == nil) != (oErr == nil) || !bytes.Equal(want, orig) {
+			touched = append(touched, p)
+		}
+		have, hErr := os.ReadFile(filepath.Join(src, p))
+		switch {
+		case wErr != nil && hErr == nil:
+			if err := os.Remove(filepath.Join(src, p)); err != nil {
+				return 0, nil, err
+			}
+			changed++
+		case wErr == nil && (hErr != nil || !bytes.Equal(want, have)):
+			if err := writeFile(filepath.Join(src, p), want); err != nil {
+				return 0, nil, err
+			}
+			changed++
+		}
+	}
+	data, _ := json.Marshal(state{Touched: touched})
+	return changed, touched, writeFile(filepath.Join(tree, "state.json"), data)
+}
+
+// writeFile replaces path atomically with a new inode (never writing
+// through a hard link into the pristine tree) and a fresh mtime.
+func writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp := path + ".reprolab-tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (b *builder) makeArgs(src, obj string, targets ...string) []string {
+	args := []string{"-C", src, "O=" + obj, "ARCH=" + b.ai.make}
+	if b.ai.cross != "" {
+		args = append(args, "CROSS_COMPILE="+b.ai.cross)
+	}
+	return append(args, targets...)
+}
+
+// configure makes the base config, merges the fragments, runs olddefconfig
+// once per tree, and verifies the result on every build.
+func (b *builder) configure(ctx context.Context, src, obj string) error {
+	done := filepath.Join(obj, ".reprolab-config-done")
+	cfgPath := filepath.Join(obj, ".config")
+	if _, err := os.Stat(done); err != nil {
+		if err := os.MkdirAll(obj, 0o755); err != nil {
+			return err
+		}
+		if out, err := b.quietMake(ctx, src, obj, b.spec.Base); err != nil {
+			return fmt.Errorf("make %s: %v\n%s", b.spec.Base, err, tail(out, 20))
+		}
+		base, err := os.ReadFile(cfgPath)
+		if err != nil {
+			return err
+		}
+		merged := kconfig.Merge(base, b.options)
+		if err := os.WriteFile(filepath.Join(obj, "reprolab-merged.config"), merged, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfgPath, merged, 0o644); err != nil {
+			return err
+		}
+		if out, err := b.quietMake(ctx, src, obj, "olddefconfig"); err != nil {
+			return fmt.Errorf("make olddefconfig: %v\n%s", err, tail(out, 20))
+		}
+		if err := os.WriteFile(done, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return err
+	}
+	dropped, err := kconfig.Verify(b.options, kconfig.ParseConfig(data), src, b.ai.karch)
+	b.warnings = nil
+	for _, d := range dropped {
+		b.warnings = append(b.warnings, "optional option dropped: "+d.String())
+	}
+	return err
+}
+
+func (b *builder) quietMake(ctx context.Context, src, obj string, targets ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "make", b.makeArgs(src, obj, targets...)...)
+	cmd.Env = b.makeEnv()
+	return cmd.CombinedOutput()
+}
+
+func (b *builder) makeEnv() []string {
+	// Fixed user and host keep `uname -v` and the cache free of who built it.
+	return append(os.Environ(), "KBUILD_BUILD_USER=reprolab", "KBUILD_BUILD_HOST=reprolab", "LC_ALL=C")
+}
+
+func tail(b []byte, n int) string {
+	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
