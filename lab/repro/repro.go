@@ -263,6 +263,9 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		disks = append(disks, qemu.Disk{Name: d.Name, Path: p})
 	}
 
+	if err := checkKernelImage(cfg.Kernel, cfg.Arch); err != nil {
+		return BootFailed, err
+	}
 	cmdline := r.cmdline()
 	res.Cmdline = cmdline
 	r.say("boot: %s %s", cfg.Arch, cfg.Kernel)
@@ -275,6 +278,11 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		Say: func(s string) { r.say("qemu: %s", s) },
 	})
 	if err != nil {
+		// QEMU refusing the image itself ("linux kernel too old to load a ram disk",
+		// "could not load kernel") is the kernel's failure to boot, not the lab's.
+		if strings.Contains(err.Error(), "kernel") {
+			return BootFailed, err
+		}
 		return InfraError, err
 	}
 	res.Accel = string(r.vm.Accel)
@@ -311,7 +319,7 @@ func (r *run) cmdline() string {
 		"console=" + a.Console(),
 		// Panic on the first oops so the report stays the first thing on the console
 		// and the guest stops instead of limping on; pvpanic then pauses it for a dump.
-		"oops=panic", "panic=-1",
+		"oops=panic", r.panicParam(),
 		// Fixed addresses: symbolization against vmlinux needs no KASLR offset.
 		"nokaslr",
 		"printk.time=1", "rdinit=/init",
@@ -319,6 +327,17 @@ func (r *run) cmdline() string {
 	parts = append(parts, r.cfg.Repro.Guest.Cmdline...)
 	parts = append(parts, r.cfg.Cmdline...)
 	return strings.Join(parts, " ")
+}
+
+// panicParam decides what the kernel does after a panic. Normally it reboots at once
+// (panic=-1), which with -no-reboot ends QEMU: fast and robust. A vmcore needs the panicked
+// guest to stay in memory even when the kernel has no pvpanic driver to pause it, so then
+// the kernel spins in panic (panic=0) until the lab has dumped it.
+func (r *run) panicParam() string {
+	if r.cfg.DumpVmcore {
+		return "panic=0"
+	}
+	return "panic=-1"
 }
 
 func (r *run) buildImage(ctx context.Context) (string, ssh.PublicKey, ssh.Signer, error) {
@@ -493,6 +512,24 @@ func (r *run) dumpVmcore(ctx context.Context) {
 		return
 	}
 	r.res.Vmcore = "vmcore"
+	if r.cfg.Vmlinux == "" {
+		return
+	}
+	if _, err := lookPath("crash"); err != nil {
+		r.say("vmcore: crash(8) not installed (apt-get install crash): no all-CPU backtraces")
+		return
+	}
+	// What every CPU was doing at the panic: for a race, the other side of it.
+	bt, err := report.CrashBacktraces(dctx, "", r.cfg.Vmlinux, path)
+	if err != nil {
+		r.say("vmcore: %v", err)
+		if bt == "" {
+			return
+		}
+	}
+	if err := writeFileSync(filepath.Join(r.res.Dir, "bt-a.txt"), []byte(bt)); err == nil {
+		r.res.Backtraces = "bt-a.txt"
+	}
 }
 
 func (r *run) writeReports() {

@@ -148,16 +148,34 @@ func TestGarbageKernelIsBootFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != BootFailed && res.Outcome != InfraError {
-		t.Fatalf("outcome %s, want a boot failure", res.Outcome)
+	if res.Outcome != BootFailed || res.Reproduced {
+		t.Fatalf("outcome %s (%s), want boot-failed", res.Outcome, res.Error)
 	}
-	if res.Outcome == Crashed || res.Reproduced {
-		t.Fatal("a kernel that does not boot was counted as a crash")
-	}
-	if !strings.Contains(res.Error, "console tail") && !strings.Contains(res.Error, "QEMU") {
-		t.Errorf("error does not carry the console tail or QEMU's reason: %s", res.Error)
+	if !strings.Contains(res.Error, garbage) || !strings.Contains(res.Error, "not an x86-64 kernel image") {
+		t.Errorf("error does not name the file and what is wrong with it: %s", res.Error)
 	}
 	t.Logf("garbage kernel: %s: %s", res.Outcome, res.Error)
+}
+
+// TestKernelThatDiesInBootIsBootFailure boots a real kernel that cannot reach the agent:
+// Debian's kernel without its modules has no virtio console driver, so the agent never
+// answers. It must end as a boot failure carrying the console tail, never as a crash.
+func TestKernelWithoutAgentIsBootFailure(t *testing.T) {
+	kernel, _ := debianKernel(t, qemu.ARM64)
+	res, err := Run(context.Background(), Config{
+		Arch: qemu.ARM64, Kernel: kernel, // no ModulesDir: virtio_console is a module there
+		Repro: loadSpec(t, "testdata/sysrq-crash.yaml"), ResultsDir: t.TempDir(), CacheDir: cacheDir(),
+		BootTimeout: 45 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != BootFailed {
+		t.Fatalf("outcome %s (%s), want boot-failed", res.Outcome, res.Error)
+	}
+	if !strings.Contains(res.Error, "console tail") || !strings.Contains(res.Error, "[") {
+		t.Errorf("error carries no console tail: %s", res.Error)
+	}
 }
 
 func TestSilentIterationIsHung(t *testing.T) {

@@ -76,6 +76,8 @@ type Result struct {
 	Reproduced bool    `json:"reproduced"` // crashed with a title the spec expects
 	Crashes    []Crash `json:"crashes,omitempty"`
 	Vmcore     string  `json:"vmcore,omitempty"`
+	// Backtraces is crash(8)'s `bt -a` on the vmcore: every CPU's active task.
+	Backtraces string `json:"backtraces,omitempty"`
 
 	Started      time.Time `json:"started"`
 	Finished     time.Time `json:"finished,omitempty"`

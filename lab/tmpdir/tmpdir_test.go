@@ -42,4 +42,3 @@ func TestSweepRemovesDeadOwnersOnly(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
