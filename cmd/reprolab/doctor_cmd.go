@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/reprolab/reprolab/lab/qemu"
 )
 
 // check is one host requirement.
@@ -46,6 +48,9 @@ func kvmCheck() (bool, string) {
 		return false, fmt.Sprintf("/dev/kvm: %v — guests run under TCG (slower, still correct)", err)
 	}
 	unix.Close(fd)
+	if usable, reason, known := qemu.KVMVerdict(cacheDir(), qemu.X86_64); known && !usable {
+		return false, "/dev/kvm opens but a guest did not run under it (" + reason + "): runs use TCG"
+	}
 	return true, "/dev/kvm opens; 'run --accel auto' still verifies a guest really runs under it and falls back to TCG if not"
 }
 

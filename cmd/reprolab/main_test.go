@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "reprolab")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	out, err := exec.Command("go", append([]string{"build", "-o", binary}, append(overlayFlag(), ".")...)...).CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		panic(err)
@@ -217,4 +217,12 @@ func TestSIGKILLLeavesNoQEMU(t *testing.T) {
 	if _, err := os.Stat(scratch); err == nil {
 		t.Errorf("scratch dir %s of the killed run was not swept by the next run", scratch)
 	}
+}
+
+// overlayFlag passes the test's own -overlay on to the binary build (go test -overlay).
+func overlayFlag() []string {
+	if o := os.Getenv("REPROLAB_TEST_OVERLAY"); o != "" {
+		return []string{"-overlay", o}
+	}
+	return nil
 }

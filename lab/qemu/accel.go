@@ -137,3 +137,10 @@ func hostArch() string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// KVMVerdict returns what an earlier run learned about KVM for arch on this host: known is
+// false when no run has tried it recently.
+func KVMVerdict(cacheDir string, arch Arch) (usable bool, reason string, known bool) {
+	v, ok := loadVerdict(cacheDir, arch)
+	return v.Usable, v.Reason, ok
+}
