@@ -1,0 +1,74 @@
+package render
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+//go:embed schema/kcidb.v5.schema.json schema/junit.xsd
+var schemaFS embed.FS
+
+// ValidateKCIDB checks a KCIDB document against the KCIDB v5 JSON schema (formats
+// asserted, so a malformed URL or timestamp fails too).
+func ValidateKCIDB(data []byte) error {
+	raw, err := schemaFS.ReadFile("schema/kcidb.v5.schema.json")
+	if err != nil {
+		return err
+	}
+	sdoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("kcidb schema: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("kcidb.v5.schema.json", sdoc); err != nil {
+		return err
+	}
+	sch, err := c.Compile("kcidb.v5.schema.json")
+	if err != nil {
+		return fmt.Errorf("kcidb schema: %w", err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("kcidb document is not JSON: %w", err)
+	}
+	if err := sch.Validate(inst); err != nil {
+		return fmt.Errorf("kcidb document does not match KCIDB v5: %w", err)
+	}
+	return nil
+}
+
+// ValidateJUnit checks a JUnit XML file against reprolab's JUnit XSD with xmllint
+// (Debian libxml2-utils), the reference XSD validator.
+func ValidateJUnit(path string) error {
+	bin, err := exec.LookPath("xmllint")
+	if err != nil {
+		return errors.New("validating JUnit XML needs xmllint: apt-get install libxml2-utils")
+	}
+	xsd, err := schemaFS.ReadFile("schema/junit.xsd")
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "reprolab-xsd-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	xsdPath := filepath.Join(dir, "junit.xsd")
+	if err := os.WriteFile(xsdPath, xsd, 0o644); err != nil {
+		return err
+	}
+	out, err := exec.Command(bin, "--noout", "--nonet", "--schema", xsdPath, path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s does not match the JUnit schema: %s", path, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
