@@ -229,6 +229,9 @@ func parseMessage(src string, msg []byte) (*Patch, error) {
 			}
 		}
 		i = j - 1
+		if !strings.HasPrefix(sec[0], "diff --git ") {
+			sec = gitHeader(sec)
+		}
 		text := strings.Join(sec, "\n") + "\n"
 		// A thread page may hold the same message twice, the second copy
 		// running into the page footer. A git diff's "index old..new" line
@@ -476,4 +479,56 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+// gitHeader turns a traditional diff header (`--- linux.orig/mm/x.c DATE`,
+// `+++ linux/mm/x.c DATE`, or names without a leading folder) into a git
+// one, so that git apply and the parser agree on the path in the tree.
+func gitHeader(sec []string) []string {
+	name := func(l string) string {
+		n := strings.TrimSpace(l[4:])
+		if i := strings.IndexByte(n, '\t'); i >= 0 {
+			n = n[:i]
+		}
+		if n == "/dev/null" {
+			return n
+		}
+		if _, rest, ok := strings.Cut(n, "/"); ok {
+			return rest // -p1, as kernel patches are made
+		}
+		return n
+	}
+	var oldN, newN string
+	var rest []string
+	for k, l := range sec {
+		switch {
+		case strings.HasPrefix(l, "--- ") && oldN == "":
+			oldN = name(l)
+		case strings.HasPrefix(l, "+++ ") && newN == "":
+			newN = name(l)
+			rest = sec[k+1:]
+		}
+		if newN != "" {
+			break
+		}
+	}
+	path := newN
+	if path == "/dev/null" {
+		path = oldN
+	}
+	out := []string{"diff --git a/" + path + " b/" + path}
+	switch {
+	case oldN == "/dev/null":
+		out = append(out, "new file mode 100644", "--- /dev/null")
+	case newN == "/dev/null":
+		out = append(out, "deleted file mode 100644", "--- a/"+path)
+	default:
+		out = append(out, "--- a/"+path)
+	}
+	if newN == "/dev/null" {
+		out = append(out, "+++ /dev/null")
+	} else {
+		out = append(out, "+++ b/"+path)
+	}
+	return append(out, rest...)
 }
