@@ -59,7 +59,7 @@ func TestSelectGuards(t *testing.T) {
 	frags := allFragments(t)
 	for _, tc := range []struct {
 		ver, arch, sym string
-		want       bool
+		want           bool
 	}{
 		{"4.11", "x86_64", "MEMCG_SWAP", true},
 		{"6.1", "x86_64", "MEMCG_SWAP", false},

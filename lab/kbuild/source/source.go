@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,7 +77,8 @@ type Resolved struct {
 	// Info is recorded in build metadata (commit, package version, sha256...).
 	Info map[string]string
 
-	tarball string // local tarball to unpack (tarball, url, debian)
+	tarball  string // local tarball to unpack (tarball, url, debian)
+	cacheDir string
 }
 
 // Resolve checks the description and computes the identity. Downloads (URL,
@@ -94,7 +96,7 @@ func Resolve(ctx context.Context, s Source, cacheDir string) (*Resolved, error) 
 	if (s.Ref != "" || len(s.Exclude) > 0) && s.Git == "" {
 		return nil, bad("kernel source: ref and exclude only go with git")
 	}
-	r := &Resolved{Source: s, Info: map[string]string{}}
+	r := &Resolved{Source: s, Info: map[string]string{}, cacheDir: cacheDir}
 	switch {
 	case s.Git != "":
 		return r, r.resolveGit(ctx)
@@ -174,16 +176,10 @@ func (r *Resolved) resolveDir() error {
 }
 
 func (r *Resolved) hashTarball(want string) error {
-	f, err := os.Open(r.tarball)
+	got, err := r.sha256()
 	if err != nil {
-		return bad("kernel source tarball: %v", err)
+		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("hashing %s: %w", r.tarball, err)
-	}
-	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && !strings.EqualFold(want, got) {
 		return bad("kernel source tarball %s: sha256 is %s, the spec says %s (wrong file, or a truncated download)", r.tarball, got, want)
 	}
@@ -437,4 +433,46 @@ func lastLines(s string, n int) string {
 func IsBadInput(err error) bool {
 	var e *Error
 	return errors.As(err, &e)
+}
+
+// sha256 hashes the tarball, remembering the result by path, size and mtime
+// in the cache: a cache hit on a 140 MB linux-source tarball should not
+// cost a second of hashing.
+func (r *Resolved) sha256() (string, error) {
+	fi, err := os.Stat(r.tarball)
+	if err != nil {
+		return "", bad("kernel source tarball: %v", err)
+	}
+	key := fmt.Sprintf("%s|%d|%d", r.tarball, fi.Size(), fi.ModTime().UnixNano())
+	memo := map[string]string{}
+	memoPath := ""
+	if r.cacheDir != "" {
+		memoPath = filepath.Join(r.cacheDir, "downloads", "sha256-memo.json")
+		if data, err := os.ReadFile(memoPath); err == nil {
+			json.Unmarshal(data, &memo)
+		}
+		if h, ok := memo[key]; ok {
+			return h, nil
+		}
+	}
+	f, err := os.Open(r.tarball)
+	if err != nil {
+		return "", bad("kernel source tarball: %v", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", r.tarball, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if memoPath != "" {
+		memo[key] = sum
+		if data, err := json.Marshal(memo); err == nil && os.MkdirAll(filepath.Dir(memoPath), 0o755) == nil {
+			tmp := memoPath + fmt.Sprintf(".%d", os.Getpid())
+			if os.WriteFile(tmp, data, 0o644) == nil {
+				os.Rename(tmp, memoPath)
+			}
+		}
+	}
+	return sum, nil
 }
