@@ -144,7 +144,7 @@ var bodyRe = regexp.MustCompile(`^\s*(?:` +
 	`\? |\[<[0-9a-f]+>\]|[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|` + // frames
 	`<(?:/?IRQ|/?TASK|/?NMI|/?SOFTIRQ|EOI)>|` +
 	`(?:R[A-Z0-9]{1,2}|CS|DS|FS|GS|CR0|CR2|x\d+|pc|lr|sp|pstate|ORIG_RAX|EFLAGS)\s*:|` +
-	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[|------------\[|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|[0-9a-f]{4}:)` +
+	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[ end|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|[0-9a-f]{4}:)` +
 	`)`)
 
 func isBody(text string) bool {
@@ -157,6 +157,7 @@ func isBody(text string) bool {
 func parse(log []byte) []*Report {
 	lines := splitLines(log)
 	var reports []*Report
+	prevLast := -1
 	for i := 0; i < len(lines); {
 		k, m := matchStart(lines[i].text)
 		if k < 0 {
@@ -164,6 +165,10 @@ func parse(log []byte) []*Report {
 			continue
 		}
 		first, last, complete := extent(lines, i, k)
+		if len(reports) > 0 && first <= prevLast {
+			first = prevLast + 1 // a "cut here" banner is never part of two reports
+		}
+		prevLast = last
 		r := build(log, lines[first:last+1], &kinds[k], m)
 		r.Start, r.End = lines[first].start, lines[last].end
 		r.Text = log[r.Start:r.End]

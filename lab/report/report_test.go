@@ -152,6 +152,9 @@ func TestParse(t *testing.T) {
 					t.Errorf("report %d: frames %q, want %q", i, f, w.frames)
 				}
 				checkExtent(t, tc.log, r)
+				if i > 0 && r.Start < rs[i-1].End {
+					t.Errorf("report %d starts at %d, inside report %d (ends %d)", i, r.Start, i-1, rs[i-1].End)
+				}
 			}
 			if got := ContainsCrash(tc.log); got != (len(tc.wants) > 0) {
 				t.Errorf("ContainsCrash = %v with %d reports", got, len(tc.wants))
