@@ -294,8 +294,13 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		return o, err
 	}
 	res.BootSeconds = time.Since(r.vm.Started).Seconds()
-	if t := console.KernelTime(r.watch.Bytes(), "reprolab-agent: init"); t >= 0 {
-		res.KernelToInit = t.Seconds()
+	// The kernel's own time to userspace: 5.x+ prints "Run /init as init process"; older
+	// kernels do not, and there the agent's first line (its first act) stands in.
+	for _, marker := range []string{"Run /init as init process", "reprolab-agent: init"} {
+		if t := console.KernelTime(r.watch.Bytes(), marker); t >= 0 {
+			res.KernelToInit = t.Seconds()
+			break
+		}
 	}
 	r.say("boot: agent answered after %.1fs (kernel reached /init at %.2fs, accel %s)", res.BootSeconds, res.KernelToInit, res.Accel)
 
