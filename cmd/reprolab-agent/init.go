@@ -4,12 +4,14 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,7 +26,14 @@ func runInit() {
 	os.Setenv("HOME", "/root")
 	mountAll()
 	logf("init: mounted file systems")
+	// The reproducers push the guest into memory pressure on purpose; the OOM killer must
+	// pick their processes, never the agent. The server inherits this and undoes it for the
+	// commands it runs (see runShim).
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
+		logErr("init: oom_score_adj: %v", err)
+	}
 	_ = unix.Sethostname([]byte("reprolab"))
+	seedEntropy(randomSeed)
 	n, failed := loadModules(modulesList)
 	logf("init: loaded %d modules (%d failed) in %v", n, failed, time.Since(start).Round(time.Millisecond))
 	supervise()
@@ -48,6 +57,36 @@ func mountAll() {
 			logErr("init: mount %s on %s: %v", m.fstype, m.dir, err)
 		}
 	}
+}
+
+// randomSeed is written by the host into the per-run overlay.
+const randomSeed = "/etc/reprolab/random-seed"
+
+// seedEntropy credits the host's random seed to the kernel. An idle TCG guest gathers
+// entropy slowly (6.1 took seconds, v4.11 can take minutes), and getrandom, which the SSH
+// server's key exchange uses, blocks until the pool is initialized.
+func seedEntropy(path string) {
+	seed, err := os.ReadFile(path)
+	if err != nil || len(seed) < 32 {
+		logErr("init: no usable random seed at %s (%v); SSH may wait for kernel entropy", path, err)
+		return
+	}
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		logErr("init: %v", err)
+		return
+	}
+	defer f.Close()
+	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+	buf := make([]byte, 8+len(seed))
+	binary.NativeEndian.PutUint32(buf[0:], uint32(8*len(seed)))
+	binary.NativeEndian.PutUint32(buf[4:], uint32(len(seed)))
+	copy(buf[8:], seed)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&buf[0]))); e != 0 {
+		logErr("init: RNDADDENTROPY: %v", e)
+		return
+	}
+	_ = os.Remove(path) // a seed is used once
 }
 
 // loadModules loads every module listed in path. A module already present (built in, or

@@ -34,6 +34,8 @@ func main() {
 	switch args[0] {
 	case "serve":
 		err = serve()
+	case shimCommand:
+		err = runShim(args[1:])
 	case "dmcrypt-swap":
 		err = cmdDmcryptSwap(args[1:])
 	case "mount-ext4":

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reprolab/reprolab/lab/guest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -26,8 +27,10 @@ const (
 	authorizedKeysPath = "/etc/reprolab/authorized_keys"
 )
 
-// serve runs the SSH server over the virtio-serial port, one SSH connection at a time, for
-// ever: when the host goes away it reopens the port and waits for the next connection.
+// serve runs the SSH server over the virtio-serial port for ever. Each host connection
+// starts with guest.Hello; seeing it ends whatever connection was being served and starts a
+// fresh SSH server connection (see lab/guest/wire.go for why the stream is resynchronized
+// rather than trusting end-of-file).
 func serve() error {
 	config, err := serverConfig()
 	if err != nil {
@@ -38,28 +41,126 @@ func serve() error {
 		return err
 	}
 	logf("serve: port %s is %s", portName, dev)
-	ready := false
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dev, err)
+	}
+	logf("ready")
+	m := &portMux{f: f}
+	conns := make(chan *vconn)
+	go func() {
+		for c := range conns {
+			go func() {
+				err := serveConn(c, config)
+				logf("serve: connection %d ended: %v", c.gen, err)
+			}()
+		}
+	}()
+	return m.readLoop(conns)
+}
+
+// portMux splits the port's byte stream into successive connections.
+type portMux struct {
+	f   *os.File
+	wmu sync.Mutex
+	gen int // generation of the connection allowed to write
+}
+
+func (m *portMux) readLoop(conns chan<- *vconn) error {
+	magic := []byte(guest.Hello)
+	buf := make([]byte, 64<<10)
+	var (
+		tail []byte // last bytes seen, to find a marker split across reads
+		cur  *vconn
+	)
 	for {
-		f, err := os.OpenFile(dev, os.O_RDWR, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", dev, err)
+		n, err := m.f.Read(buf)
+		if n == 0 {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read %s: %w", m.f.Name(), err)
+			}
+			// End of file: no host is connected right now.
+			if cur != nil {
+				cur.pw.CloseWithError(io.EOF)
+				cur = nil
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
-		if !ready {
-			logf("ready")
-			ready = true
+		data := buf[:n]
+		window := append(tail, data...)
+		if i := bytes.LastIndex(window, magic); i >= 0 {
+			if cur != nil {
+				cur.pw.CloseWithError(io.EOF)
+			}
+			m.wmu.Lock()
+			m.gen++
+			cur = newVconn(m, m.gen)
+			_, werr := io.WriteString(m.f, guest.Ready)
+			m.wmu.Unlock()
+			if werr != nil {
+				logErr("serve: reply to hello: %v", werr)
+			}
+			logf("serve: host said hello (connection %d)", cur.gen)
+			conns <- cur
+			rest := window[i+len(magic):]
+			window = rest
+			data = rest
 		}
-		first, err := waitForHost(f)
-		if err != nil {
-			f.Close()
-			return err
+		if cur != nil && len(data) > 0 {
+			// Blocks until the SSH server has read it; fails once that connection is closed.
+			if _, err := cur.pw.Write(data); err != nil {
+				cur = nil
+			}
 		}
-		c := &portConn{File: f, pre: first}
-		if err := serveConn(c, config); err != nil {
-			logf("serve: connection: %v", err)
+		if k := len(magic) - 1; len(window) > k {
+			window = window[len(window)-k:]
 		}
-		f.Close()
+		tail = append([]byte(nil), window...)
 	}
 }
+
+// vconn is one connection's view of the port, as the net.Conn the ssh package wants.
+type vconn struct {
+	m   *portMux
+	gen int
+	pr  *io.PipeReader
+	pw  *io.PipeWriter
+}
+
+func newVconn(m *portMux, gen int) *vconn {
+	pr, pw := io.Pipe()
+	return &vconn{m: m, gen: gen, pr: pr, pw: pw}
+}
+
+func (c *vconn) Read(b []byte) (int, error) { return c.pr.Read(b) }
+
+// Write goes to the port only while this is the current connection: a superseded one must
+// not interleave its bytes with its successor's.
+func (c *vconn) Write(b []byte) (int, error) {
+	c.m.wmu.Lock()
+	defer c.m.wmu.Unlock()
+	if c.gen != c.m.gen {
+		return 0, io.ErrClosedPipe
+	}
+	return c.m.f.Write(b)
+}
+
+func (c *vconn) Close() error {
+	c.pr.Close()
+	return nil
+}
+
+type portAddr struct{}
+
+func (portAddr) Network() string { return "virtio-serial" }
+func (portAddr) String() string  { return portName }
+
+func (c *vconn) LocalAddr() net.Addr              { return portAddr{} }
+func (c *vconn) RemoteAddr() net.Addr             { return portAddr{} }
+func (c *vconn) SetDeadline(time.Time) error      { return nil }
+func (c *vconn) SetReadDeadline(time.Time) error  { return nil }
+func (c *vconn) SetWriteDeadline(time.Time) error { return nil }
 
 func serverConfig() (*ssh.ServerConfig, error) {
 	keyPEM, err := os.ReadFile(hostKeyPath)
@@ -122,52 +223,12 @@ func findPort(name string) (string, error) {
 	}
 }
 
-// waitForHost blocks until the host has connected and sent its first byte. While no host is
-// connected the port reads as end-of-file at once, so that is polled; once the host is there
-// a read blocks until the SSH client sends its version line.
-func waitForHost(f *os.File) ([]byte, error) {
-	b := make([]byte, 256)
-	for {
-		n, err := f.Read(b)
-		if n > 0 {
-			return b[:n], nil
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// portConn makes the virtio-serial port look like the net.Conn the ssh package wants.
-type portConn struct {
-	*os.File
-	pre []byte
-}
-
-func (c *portConn) Read(b []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(b, c.pre)
-		c.pre = c.pre[n:]
-		return n, nil
-	}
-	return c.File.Read(b)
-}
-
-type portAddr struct{}
-
-func (portAddr) Network() string { return "virtio-serial" }
-func (portAddr) String() string  { return portName }
-
-func (c *portConn) LocalAddr() net.Addr  { return portAddr{} }
-func (c *portConn) RemoteAddr() net.Addr { return portAddr{} }
-
 func serveConn(c net.Conn, config *ssh.ServerConfig) error {
 	conn, chans, reqs, err := ssh.NewServerConn(c, config)
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	logf("serve: host connected (%s)", conn.ClientVersion())
+	logf("serve: SSH session up (%s)", conn.ClientVersion())
 	// Keepalives (keepalive@openssh.com) need a reply, which DiscardRequests gives.
 	go ssh.DiscardRequests(reqs)
 	for nc := range chans {
@@ -261,7 +322,8 @@ func session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 // startCommand runs command under /bin/sh -c in its own process group, streams its output to
 // ch and, when it exits, sends exit-status or exit-signal and closes the channel.
 func startCommand(ch ssh.Channel, command string, env []string, exited chan struct{}) (*os.Process, error) {
-	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd := exec.Command("/proc/self/exe", shimCommand, command)
+	cmd.Args[0] = "reprolab-agent"
 	cmd.Env = env
 	cmd.Dir = "/"
 	cmd.Stdout = ch
@@ -298,4 +360,18 @@ func startCommand(ch ssh.Channel, command string, env []string, exited chan stru
 		ch.Close()
 	}()
 	return cmd.Process, nil
+}
+
+// shimCommand is the hidden subcommand commands are started through: Go cannot run code
+// between fork and exec, so a fresh agent process resets what the server protects itself
+// with and then becomes the shell.
+const shimCommand = "exec-shell"
+
+// runShim makes the command an ordinary OOM-killer target again and execs /bin/sh -c.
+func runShim(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: exec-shell COMMAND (internal)")
+	}
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
+	return syscall.Exec("/bin/sh", []string{"sh", "-c", args[0]}, os.Environ())
 }

@@ -1,0 +1,258 @@
+// Package guest is the host's SSH client to the reprolab agent inside a guest. The transport
+// is the QEMU chardev unix socket behind the guest's virtio-serial port; one SSH connection
+// over it multiplexes every command session.
+//
+// A guest that crashes simply stops answering, so the client watches the connection with
+// keepalives and reports a dead guest as ErrConnectionLost, which callers tell apart from a
+// command's own failure.
+package guest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrConnectionLost means the SSH connection to the guest died: the guest crashed, hung or
+// was killed. It says nothing about the command that was running.
+var ErrConnectionLost = errors.New("guest connection lost")
+
+// Timings. Under TCG a loaded guest can stall for seconds, so keepalives are tolerant: the
+// connection is declared dead after keepaliveMisses consecutive unanswered probes.
+var (
+	keepaliveInterval = 5 * time.Second
+	keepaliveTimeout  = 10 * time.Second
+	keepaliveMisses   = 3
+	handshakeTimeout  = 60 * time.Second
+)
+
+// Client is an SSH connection to one guest's agent.
+type Client struct {
+	conn     *ssh.Client
+	done     chan struct{}
+	doneOnce sync.Once
+	mu       sync.Mutex
+	cause    error
+}
+
+// DialUnix connects to the QEMU chardev socket at path (retrying until it exists or ctx
+// ends), does the SSH handshake pinning hostKey, and starts the keepalive ticker.
+func DialUnix(ctx context.Context, path string, hostKey ssh.PublicKey, signer ssh.Signer) (*Client, error) {
+	if hostKey == nil || signer == nil {
+		return nil, errors.New("guest: DialUnix needs the guest's host key and a client key")
+	}
+	var nc net.Conn
+	var d net.Dialer
+	for {
+		var err error
+		nc, err = d.DialContext(ctx, "unix", path)
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("guest: connect %s: %w (last error: %v)", path, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// The SSH handshake needs the agent up: until then the guest side of the port is closed
+	// and QEMU buffers nothing, so the handshake waits for the boot; bound it by ctx too.
+	deadline := time.Now().Add(handshakeTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	if _, err := io.WriteString(nc, Hello); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("guest: hello to %s: %w", path, err)
+	}
+	if err := awaitReady(nc); err != nil {
+		stop()
+		nc.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("guest: waiting for the agent on %s: %w", path, err)
+	}
+	config := &ssh.ClientConfig{
+		User:            "root",
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey),
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, "guest", config)
+	stopped := stop()
+	if err != nil || !stopped {
+		nc.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("guest: SSH handshake over %s: %w", path, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c := &Client{conn: ssh.NewClient(sc, chans, reqs), done: make(chan struct{})}
+	go func() {
+		err := c.conn.Wait()
+		c.lost(fmt.Errorf("connection closed: %v", err))
+	}()
+	go c.keepalive()
+	return c, nil
+}
+
+func (c *Client) lost(cause error) {
+	c.doneOnce.Do(func() {
+		c.mu.Lock()
+		c.cause = cause
+		c.mu.Unlock()
+		close(c.done)
+		c.conn.Close()
+	})
+}
+
+func (c *Client) keepalive() {
+	t := time.NewTicker(keepaliveInterval)
+	defer t.Stop()
+	misses := 0
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		res := make(chan error, 1)
+		go func() {
+			_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
+			res <- err
+		}()
+		select {
+		case err := <-res:
+			if err != nil {
+				c.lost(fmt.Errorf("keepalive: %v", err))
+				return
+			}
+			misses = 0
+		case <-time.After(keepaliveTimeout):
+			misses++
+			if misses >= keepaliveMisses {
+				c.lost(fmt.Errorf("%d keepalives unanswered", misses))
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// Done is closed when the connection is lost (or closed).
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection was lost; nil while it is up.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cause
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	c.lost(errors.New("closed by the host"))
+	return nil
+}
+
+// Run runs cmd through /bin/sh -c in the guest, streaming its output to stdout and stderr
+// (either may be nil), and returns its exit code; a command killed by a signal gets the
+// shell's 128+N. If the connection dies first the error satisfies
+// errors.Is(err, ErrConnectionLost). Cancelling ctx closes the session, which makes the
+// agent kill the command's process group.
+func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) (int, error) {
+	select {
+	case <-c.done:
+		return -1, c.lostErr()
+	default:
+	}
+	s, err := c.conn.NewSession()
+	if err != nil {
+		if c.isLost() {
+			return -1, c.lostErr()
+		}
+		return -1, fmt.Errorf("guest: new session: %w", err)
+	}
+	defer s.Close()
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	s.Stdout, s.Stderr = stdout, stderr
+	if err := s.Start(cmd); err != nil {
+		if c.isLost() {
+			return -1, c.lostErr()
+		}
+		return -1, fmt.Errorf("guest: start %q: %w", cmd, err)
+	}
+	res := make(chan error, 1)
+	go func() { res <- s.Wait() }()
+	select {
+	case err = <-res:
+	case <-ctx.Done():
+		s.Close()
+		return -1, ctx.Err()
+	case <-c.done:
+		// The guest is gone; the session's Wait may never return on its own.
+		return -1, c.lostErr()
+	}
+	if err == nil {
+		return 0, nil
+	}
+	var exitErr *ssh.ExitError
+	if errors.As(err, &exitErr) {
+		return exitErr.ExitStatus(), nil
+	}
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) || errors.Is(err, io.EOF) || c.isLost() {
+		// The channel closed without an exit status: the guest died under the command.
+		c.waitLost(time.Second)
+		return -1, fmt.Errorf("%w: %q got no exit status (%v)", ErrConnectionLost, cmd, err)
+	}
+	return -1, fmt.Errorf("guest: %q: %w", cmd, err)
+}
+
+func (c *Client) isLost() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitLost gives the connection watcher a moment to notice a dead connection, so Err and
+// Done agree with the error Run returns.
+func (c *Client) waitLost(d time.Duration) {
+	select {
+	case <-c.done:
+	case <-time.After(d):
+	}
+}
+
+func (c *Client) lostErr() error {
+	return fmt.Errorf("%w: %v", ErrConnectionLost, c.Err())
+}
+
+// NewKey returns a fresh ed25519 client key for one run.
+func NewKey() (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return ssh.NewSignerFromKey(priv)
+}

@@ -1,0 +1,104 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+const modulePath = "github.com/reprolab/reprolab"
+
+// agentBinary finds the reprolab-agent for arch: a prebuilt reprolab-agent-<goarch> next to
+// the running executable (how releases ship), or else a build from the source tree the
+// working directory is in (how tests and developers run). The go build cache makes the
+// rebuild a no-op when nothing changed.
+func agentBinary(ctx context.Context, arch, cacheDir string, progress io.Writer) (string, error) {
+	ga, err := goarch(arch)
+	if err != nil {
+		return "", err
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "reprolab-agent-"+ga)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	root, err := sourceRoot()
+	if err != nil {
+		return "", fmt.Errorf("no reprolab-agent-%s next to the executable and %w", ga, err)
+	}
+	out := filepath.Join(cacheDir, "agent", ga, "reprolab-agent")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(progress, "image: go build reprolab-agent for %s\n", ga)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./cmd/reprolab-agent")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+ga)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build reprolab-agent for %s in %s: %w\n%s", ga, root, err, stderr.String())
+	}
+	return out, nil
+}
+
+// sourceRoot walks up from the working directory to the reprolab go.mod.
+func sourceRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module "+modulePath+"\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no reprolab source tree (go.mod) above the working directory to build it from; build it with: CGO_ENABLED=0 GOARCH=<goarch> go build -o reprolab-agent-<goarch> ./cmd/reprolab-agent")
+		}
+		dir = parent
+	}
+}
+
+// hostKey returns the guest's SSH host key, made once per cache directory and then baked
+// into every base initramfs built from it: a stable key keeps the initramfs cacheable, and
+// the host pins it with ssh.FixedHostKey.
+func hostKey(cacheDir string) (pemBytes []byte, pub ssh.PublicKey, err error) {
+	path := filepath.Join(cacheDir, "keys", "ssh_host_ed25519_key")
+	pemBytes, err = os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
+		if gerr != nil {
+			return nil, nil, gerr
+		}
+		blk, merr := ssh.MarshalPrivateKey(priv, "reprolab guest host key")
+		if merr != nil {
+			return nil, nil, merr
+		}
+		if err := writeFileAtomic(path, pemEncode(blk), 0o600); err != nil {
+			return nil, nil, err
+		}
+		// Another builder may have won the race: read back whatever is there now.
+		pemBytes, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("guest host key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(pemBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("guest host key %s: %w (delete it to make a new one)", path, err)
+	}
+	return pemBytes, signer.PublicKey(), nil
+}
