@@ -4,7 +4,7 @@ CACHE     ?= $(or $(REPROLAB_CACHE),$(HOME)/.cache/reprolab)
 BIN       := bin
 AGENTS    := $(BIN)/reprolab-agent-amd64 $(BIN)/reprolab-agent-arm64
 
-.PHONY: all build setup run test vet bench clean
+.PHONY: all build setup run test vet bench clean ci-kernel
 
 all: build
 
@@ -35,13 +35,23 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
+# The one kernel the tests build and share: Debian's linux-source-6.1 with the seed's
+# fragments, debug info and probe (kconfigs/ci-6.1-x86_64.yaml). Cached by lab/kbuild, so a
+# second `make test` does not recompile; the build result (paths, probe parameters) goes to
+# a JSON file the tests read.
+CI_KERNEL_JSON := $(CACHE)/ci-kernel.json
+ci-kernel: $(BIN)/reprolab
+	@mkdir -p $(CACHE)
+	$(BIN)/reprolab kernel build --spec kconfigs/ci-6.1-x86_64.yaml --json > $(CI_KERNEL_JSON).tmp
+	mv $(CI_KERNEL_JSON).tmp $(CI_KERNEL_JSON)
+
 # Tests boot real guests under TCG; -p 1 keeps two packages from fighting over 2 cores
 # and turning timing-sensitive boots into timeouts.
-test: vet build
-	$(GO) test -p 1 -timeout 80m -count=1 ./...
+test: vet build ci-kernel
+	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -timeout 80m -count=1 ./...
 
-bench: build
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+bench: build ci-kernel
+	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 clean:
 	rm -rf $(BIN)

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "reprolab")
-	out, err := exec.Command("go", append([]string{"build", "-o", binary}, append(overlayFlag(), ".")...)...).CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		panic(err)
@@ -219,10 +219,3 @@ func TestSIGKILLLeavesNoQEMU(t *testing.T) {
 	}
 }
 
-// overlayFlag passes the test's own -overlay on to the binary build (go test -overlay).
-func overlayFlag() []string {
-	if o := os.Getenv("REPROLAB_TEST_OVERLAY"); o != "" {
-		return []string{"-overlay", o}
-	}
-	return nil
-}
