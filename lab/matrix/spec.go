@@ -1,0 +1,605 @@
+package matrix
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/reprolab/reprolab/lab/kbuild"
+	"github.com/reprolab/reprolab/lab/kbuild/probe"
+	"github.com/reprolab/reprolab/lab/kbuild/source"
+	"github.com/reprolab/reprolab/lab/spec"
+)
+
+// Spec is a matrix spec file.
+type Spec struct {
+	Name string `yaml:"name"`
+	// Reproducer is a repro.yaml path relative to the matrix file (or a reproducer name).
+	Reproducer string `yaml:"reproducer"`
+	Budget     Budget `yaml:"budget"`
+	Axes       Axes   `yaml:"axes"`
+	// Probes are compiled into every kernel built from source (paths relative to the
+	// matrix file); the probe axis sets their delays on the command line.
+	Probes []string `yaml:"probes"`
+	// Exclude drops cells matching any of these (axis → value; all given keys must match).
+	Exclude []Match `yaml:"exclude"`
+	// ExpectCrash lists the cells expected to crash; every other cell is expected clean.
+	ExpectCrash []Match `yaml:"expect_crash"`
+
+	Path   string            `yaml:"-"`
+	Dir    string            `yaml:"-"`
+	SHA256 string            `yaml:"-"`
+	Repro  *spec.Reproducer  `yaml:"-"`
+	probes map[string]string `yaml:"-"` // probe file → kernel parameter
+}
+
+// Budget is what each cell gets.
+type Budget struct {
+	Runs int `yaml:"runs"`
+	// Iterations and Duration override the reproducer's loop budget when set.
+	Iterations int           `yaml:"iterations"`
+	Duration   spec.Duration `yaml:"duration"`
+}
+
+// Axes are the dimensions of the matrix. An absent axis has one implicit value.
+type Axes struct {
+	Arch    []string     `yaml:"arch"`
+	Kernel  []Kernel     `yaml:"kernel"`
+	Config  []Config     `yaml:"config"`
+	Probe   []int        `yaml:"probe"` // µs; 0 = off
+	Patches []PatchSet   `yaml:"patches"`
+	Cmdline []CmdlineSet `yaml:"cmdline"`
+}
+
+// Kernel is a kernel source the builder accepts, or prebuilt images per arch.
+type Kernel struct {
+	Name     string              `yaml:"name"`
+	Source   *source.Source      `yaml:"source"`
+	Prebuilt map[string]Prebuilt `yaml:"prebuilt"`
+	// ProbeParams are the kernel parameters the probe axis sets on a prebuilt kernel
+	// (a kernel built here gets the parameters of its compiled-in probes).
+	ProbeParams []string `yaml:"probe_params"`
+}
+
+// Prebuilt is a ready kernel for one arch. Paths may use ~, $REPROLAB_CACHE (default
+// ~/.cache/reprolab) and globs that match exactly one file.
+type Prebuilt struct {
+	Image   string `yaml:"image"`
+	Modules string `yaml:"modules"`
+	Vmlinux string `yaml:"vmlinux"`
+}
+
+// Config is a set of config fragments on a base.
+type Config struct {
+	Name      string   `yaml:"name"`
+	Base      string   `yaml:"base"`
+	Fragments []string `yaml:"fragments"`
+}
+
+// PatchSet is a named list of patches (an empty list is the unpatched control).
+type PatchSet struct {
+	Name  string   `yaml:"name"`
+	Files []string `yaml:"files"`
+	// Probes are compiled in only with this patch set (e.g. a probe whose anchor only
+	// exists once the fix is applied).
+	Probes []string `yaml:"probes"`
+}
+
+// CmdlineSet is a named set of extra kernel parameters.
+type CmdlineSet struct {
+	Name string   `yaml:"name"`
+	Args []string `yaml:"args"`
+}
+
+// Match selects cells by axis value: keys arch, kernel, config, probe, patches, cmdline.
+type Match map[string]string
+
+var matchKeys = []string{"arch", "kernel", "config", "probe", "patches", "cmdline"}
+
+// Matches reports whether every key of m equals the cell's value.
+func (m Match) Matches(c *Cell) bool {
+	for k, v := range m {
+		if c.Value(k) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// InputError is a matrix spec or flag the user must fix (exit 2).
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string  { return e.Msg }
+func (e *InputError) BadInput() bool { return true }
+
+func bad(format string, a ...any) error { return &InputError{Msg: fmt.Sprintf(format, a...)} }
+
+// Load reads and validates a matrix spec and the reproducer it names.
+func Load(path string) (*Spec, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, "matrix.yaml")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, bad("matrix spec: %v (give a matrix.yaml or a folder holding one)", err)
+	}
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return nil, bad("matrix spec %s: %s (keys: name, reproducer, budget{runs, iterations, duration}, axes{arch, kernel, config, probe, patches, cmdline}, probes, exclude, expect_crash)", path, cleanYAML(err))
+	}
+	sum := sha256.Sum256(data)
+	s.Path, s.Dir, s.SHA256 = path, filepath.Dir(path), hex.EncodeToString(sum[:])
+	if err := s.validate(); err != nil {
+		return nil, bad("matrix spec %s: %v", path, err)
+	}
+	return &s, nil
+}
+
+func cleanYAML(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
+	re := regexp.MustCompile(`field (\S+) not found in type [\w.]+`)
+	msg = re.ReplaceAllString(msg, "unknown key \"$1\"")
+	return strings.TrimSpace(msg)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+
+func (s *Spec) rel(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(s.Dir, p)
+}
+
+func (s *Spec) validate() error {
+	var errs []error
+	badf := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !nameRE.MatchString(s.Name) {
+		badf("name %q: use letters, digits, '.', '_', '+', '-' (it names result folders)", s.Name)
+	}
+	if s.Budget.Runs <= 0 {
+		badf("budget.runs is required: how many boots per cell (e.g. 3)")
+	}
+	if s.Budget.Iterations < 0 || s.Budget.Duration < 0 {
+		badf("budget: iterations and duration cannot be negative")
+	}
+	if s.Reproducer == "" {
+		badf("reproducer is required: a repro.yaml path relative to this file")
+	} else {
+		p := s.rel(s.Reproducer)
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			p = filepath.Join(p, "repro.yaml")
+		}
+		r, err := spec.LoadReproducer(p)
+		if err != nil {
+			badf("reproducer: %v", err)
+		} else {
+			s.Repro = r
+		}
+	}
+	a := &s.Axes
+	if len(a.Arch) == 0 {
+		badf("axes.arch is required (x86_64, arm64)")
+	}
+	seen := func(axis, name string, m map[string]bool) {
+		if !nameRE.MatchString(name) {
+			badf("axes.%s: name %q: use letters, digits, '.', '_', '+', '-'", axis, name)
+		}
+		if m[name] {
+			badf("axes.%s: %q appears twice", axis, name)
+		}
+		m[name] = true
+	}
+	archs := map[string]bool{}
+	for _, x := range a.Arch {
+		if x != "x86_64" && x != "arm64" {
+			badf("axes.arch: %q: want x86_64 or arm64", x)
+		}
+		seen("arch", x, archs)
+	}
+	if len(a.Kernel) == 0 {
+		badf("axes.kernel is required: kernels with a source (git, dir, tarball, url, kernel_org, debian) or prebuilt images")
+	}
+	kn := map[string]bool{}
+	for i := range a.Kernel {
+		k := &a.Kernel[i]
+		seen("kernel", k.Name, kn)
+		if (k.Source == nil) == (len(k.Prebuilt) == 0) {
+			badf("axes.kernel %q: give exactly one of source or prebuilt", k.Name)
+		}
+		if k.Source != nil {
+			s.fixSource(k.Source)
+		}
+		for arch, p := range k.Prebuilt {
+			if arch != "x86_64" && arch != "arm64" {
+				badf("axes.kernel %q: prebuilt arch %q: want x86_64 or arm64", k.Name, arch)
+			}
+			if p.Image == "" {
+				badf("axes.kernel %q: prebuilt %s: image is required", k.Name, arch)
+			}
+		}
+	}
+	if len(a.Config) == 0 {
+		a.Config = []Config{{Name: "default"}}
+	}
+	cn := map[string]bool{}
+	for i := range a.Config {
+		c := &a.Config[i]
+		seen("config", c.Name, cn)
+		if len(c.Fragments) == 0 {
+			c.Fragments = kbuild.DefaultFragments
+		}
+		for j, f := range c.Fragments {
+			if filepath.Ext(f) == ".config" {
+				c.Fragments[j] = s.rel(f)
+			}
+		}
+	}
+	if len(a.Probe) == 0 {
+		a.Probe = []int{0}
+	}
+	pv := map[int]bool{}
+	for _, v := range a.Probe {
+		if v < 0 {
+			badf("axes.probe: %d: delays are µs ≥ 0 (0 = off)", v)
+		}
+		if pv[v] {
+			badf("axes.probe: %d appears twice", v)
+		}
+		pv[v] = true
+	}
+	if len(a.Patches) == 0 {
+		a.Patches = []PatchSet{{Name: "none"}}
+	}
+	pn := map[string]bool{}
+	s.probes = map[string]string{}
+	loadProbe := func(p string) string {
+		p = s.rel(p)
+		if _, ok := s.probes[p]; !ok {
+			ps, err := probe.Load(p)
+			if err != nil {
+				badf("probe %s: %v", p, err)
+				return p
+			}
+			s.probes[p] = ps.Param()
+		}
+		return p
+	}
+	for i := range s.Probes {
+		s.Probes[i] = loadProbe(s.Probes[i])
+	}
+	for i := range a.Patches {
+		ps := &a.Patches[i]
+		seen("patches", ps.Name, pn)
+		for j, f := range ps.Files {
+			ps.Files[j] = s.rel(f)
+			if _, err := os.Stat(ps.Files[j]); err != nil {
+				badf("axes.patches %q: %v", ps.Name, err)
+			}
+		}
+		for j := range ps.Probes {
+			ps.Probes[j] = loadProbe(ps.Probes[j])
+		}
+	}
+	if len(a.Cmdline) == 0 {
+		a.Cmdline = []CmdlineSet{{Name: "plain"}}
+	}
+	cl := map[string]bool{}
+	for _, c := range a.Cmdline {
+		seen("cmdline", c.Name, cl)
+	}
+	for _, list := range [][]Match{s.Exclude, s.ExpectCrash} {
+		for _, m := range list {
+			for k := range m {
+				if !contains(matchKeys, k) {
+					badf("exclude/expect_crash: unknown axis %q (want one of %s)", k, strings.Join(matchKeys, ", "))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fixSource makes a source's local paths relative to the spec file.
+func (s *Spec) fixSource(src *source.Source) {
+	src.Git = s.rel(src.Git)
+	src.Dir = s.rel(src.Dir)
+	src.Tarball = s.rel(src.Tarball)
+}
+
+func contains(l []string, x string) bool {
+	for _, v := range l {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// OverrideKernel replaces a kernel's source from a command-line value NAME=SOURCE where
+// SOURCE is git:/path@ref, dir:/path, tarball:/path[#sha256], url:https://…#sha256,
+// debian:linux-source-6.1 or prebuilt:ARCH=/image[,modules=/dir][,vmlinux=/file] (several
+// prebuilt: values for one kernel add arches).
+func (s *Spec) OverrideKernel(arg string) error {
+	name, val, ok := strings.Cut(arg, "=")
+	if !ok || name == "" || val == "" {
+		return bad("--kernel %q: want NAME=git:/path@ref, NAME=dir:/path, NAME=tarball:/file.tar.xz, NAME=url:URL#sha256, NAME=debian:PKG or NAME=prebuilt:ARCH=/image[,modules=DIR]", arg)
+	}
+	var k *Kernel
+	for i := range s.Axes.Kernel {
+		if s.Axes.Kernel[i].Name == name {
+			k = &s.Axes.Kernel[i]
+		}
+	}
+	if k == nil {
+		var names []string
+		for _, x := range s.Axes.Kernel {
+			names = append(names, x.Name)
+		}
+		return bad("--kernel %s: the matrix has no kernel %q (it has: %s)", arg, name, strings.Join(names, ", "))
+	}
+	kind, rest, _ := strings.Cut(val, ":")
+	src := &source.Source{}
+	switch kind {
+	case "git":
+		repo, ref, ok := strings.Cut(rest, "@")
+		if !ok || ref == "" {
+			return bad("--kernel %s: git needs a ref: git:/path/to/linux@v4.11", arg)
+		}
+		src.Git, src.Ref = abs(repo), ref
+	case "dir":
+		src.Dir = abs(rest)
+	case "tarball":
+		f, sum, _ := strings.Cut(rest, "#")
+		src.Tarball, src.SHA256 = abs(f), sum
+	case "url":
+		u, sum, _ := strings.Cut(rest, "#")
+		if sum == "" {
+			return bad("--kernel %s: a URL needs its sha256: url:https://…/linux.tar.xz#<sha256>", arg)
+		}
+		src.URL, src.SHA256 = u, sum
+	case "debian":
+		src.Debian = rest
+	case "prebuilt":
+		arch, spec, ok := strings.Cut(rest, "=")
+		if !ok {
+			return bad("--kernel %s: want prebuilt:ARCH=/image[,modules=DIR][,vmlinux=FILE]", arg)
+		}
+		parts := strings.Split(spec, ",")
+		p := Prebuilt{Image: abs(parts[0])}
+		for _, kv := range parts[1:] {
+			key, v, _ := strings.Cut(kv, "=")
+			switch key {
+			case "modules":
+				p.Modules = abs(v)
+			case "vmlinux":
+				p.Vmlinux = abs(v)
+			default:
+				return bad("--kernel %s: unknown prebuilt option %q (modules=, vmlinux=)", arg, key)
+			}
+		}
+		if k.Source != nil {
+			k.Source, k.Prebuilt = nil, nil
+		}
+		if k.Prebuilt == nil {
+			k.Prebuilt = map[string]Prebuilt{}
+		}
+		k.Prebuilt[arch] = p
+		return nil
+	default:
+		return bad("--kernel %s: unknown source kind %q (git, dir, tarball, url, debian, prebuilt)", arg, kind)
+	}
+	k.Source, k.Prebuilt = src, nil
+	return nil
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(expandPath(p)); err == nil {
+		return a
+	}
+	return p
+}
+
+// expandPath expands ~ and $REPROLAB_CACHE (defaulting to the lab's cache dir).
+func expandPath(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			p = filepath.Join(h, p[2:])
+		}
+	}
+	return os.Expand(p, func(v string) string {
+		if v == "REPROLAB_CACHE" {
+			return kbuild.DefaultCacheDir()
+		}
+		return os.Getenv(v)
+	})
+}
+
+// resolvePrebuilt expands a prebuilt path; a glob must match exactly one file.
+func resolvePrebuilt(kernel, arch, what, p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	p = expandPath(p)
+	matches, err := filepath.Glob(p)
+	if err != nil || len(matches) == 0 {
+		hint := ""
+		if strings.Contains(p, "/debian/") {
+			hint = " (run images/debian-kernels.sh to fetch Debian's kernels)"
+		}
+		return "", bad("kernel %s (%s): %s %s: no such file%s", kernel, arch, what, p, hint)
+	}
+	if len(matches) > 1 {
+		return "", bad("kernel %s (%s): %s %s matches %d files (%s): make the pattern exact", kernel, arch, what, p, len(matches), strings.Join(matches, ", "))
+	}
+	return matches[0], nil
+}
+
+// Cell is one point of the matrix.
+type Cell struct {
+	Arch     string
+	Kernel   *Kernel
+	Config   *Config
+	Probe    int
+	Patches  *PatchSet
+	Cmdline  *CmdlineSet
+	Expect   bool // expected to crash
+	Position int
+}
+
+// Value is the cell's value on an axis, as Match and reports spell it.
+func (c *Cell) Value(axis string) string {
+	switch axis {
+	case "arch":
+		return c.Arch
+	case "kernel":
+		return c.Kernel.Name
+	case "config":
+		return c.Config.Name
+	case "probe":
+		return strconv.Itoa(c.Probe)
+	case "patches":
+		return c.Patches.Name
+	case "cmdline":
+		return c.Cmdline.Name
+	}
+	return ""
+}
+
+// ID names the cell: axis values joined by '_' in a fixed order (axis values are
+// restricted to characters that are safe in file names).
+func (c *Cell) ID() string {
+	return strings.Join([]string{c.Arch, c.Kernel.Name, c.Config.Name, "p" + strconv.Itoa(c.Probe), c.Patches.Name, c.Cmdline.Name}, "_")
+}
+
+// BuildKey groups cells that share one kernel: the probe and cmdline axes are boot
+// parameters, not rebuilds.
+func (c *Cell) BuildKey() string {
+	if c.Kernel.Source == nil {
+		return "prebuilt_" + c.Kernel.Name + "_" + c.Arch
+	}
+	return strings.Join([]string{c.Arch, c.Kernel.Name, c.Config.Name, c.Patches.Name}, "_")
+}
+
+// RunID names the k-th run of a cell deterministically, so a resumed matrix finds it.
+func (s *Spec) RunID(c *Cell, k int) string {
+	return fmt.Sprintf("%s-%s-r%d", s.Name, c.ID(), k)
+}
+
+// Cells expands the axes in spec order, drops excluded cells and those not matching
+// every only filter, and marks expected crashes.
+func (s *Spec) Cells(only []Match) ([]*Cell, error) {
+	var out []*Cell
+	a := &s.Axes
+	for ki := range a.Kernel {
+		for ci := range a.Config {
+			for pi := range a.Patches {
+				for li := range a.Cmdline {
+					for _, arch := range a.Arch {
+						for _, pr := range a.Probe {
+							c := &Cell{Arch: arch, Kernel: &a.Kernel[ki], Config: &a.Config[ci], Probe: pr, Patches: &a.Patches[pi], Cmdline: &a.Cmdline[li]}
+							if anyMatch(s.Exclude, c) || (len(only) > 0 && !allMatch(only, c)) {
+								continue
+							}
+							c.Expect = anyMatch(s.ExpectCrash, c)
+							c.Position = len(out)
+							out = append(out, c)
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, bad("matrix %s: no cells left after exclude and --only filters", s.Name)
+	}
+	for _, c := range out {
+		if c.Kernel.Source == nil {
+			if _, ok := c.Kernel.Prebuilt[c.Arch]; !ok {
+				return nil, bad("cell %s: prebuilt kernel %q has no %s image: add prebuilt.%s or exclude {kernel: %s, arch: %s}", c.ID(), c.Kernel.Name, c.Arch, c.Arch, c.Kernel.Name, c.Arch)
+			}
+			if len(c.Patches.Files) > 0 {
+				return nil, bad("cell %s: patch set %q cannot apply to prebuilt kernel %q: exclude {kernel: %s, patches: %s}", c.ID(), c.Patches.Name, c.Kernel.Name, c.Kernel.Name, c.Patches.Name)
+			}
+			if c.Probe != 0 && len(c.Kernel.ProbeParams) == 0 {
+				return nil, bad("cell %s: probe %d µs on prebuilt kernel %q, which has no probe_params", c.ID(), c.Probe, c.Kernel.Name)
+			}
+		}
+	}
+	return out, nil
+}
+
+func anyMatch(ms []Match, c *Cell) bool {
+	for _, m := range ms {
+		if m.Matches(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func allMatch(ms []Match, c *Cell) bool {
+	for _, m := range ms {
+		if !m.Matches(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseOnly parses --only axis=value[,axis=value] into a Match.
+func ParseOnly(arg string) (Match, error) {
+	m := Match{}
+	for _, kv := range strings.Split(arg, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !contains(matchKeys, k) {
+			return nil, bad("--only %q: want axis=value[,axis=value] with axes %s", arg, strings.Join(matchKeys, ", "))
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// probeParams are the kernel parameters the probe axis sets for a cell.
+func (s *Spec) probeParams(c *Cell) []string {
+	if c.Kernel.Source == nil {
+		return c.Kernel.ProbeParams
+	}
+	set := map[string]bool{}
+	for _, p := range append(append([]string(nil), s.Probes...), c.Patches.Probes...) {
+		set[s.probes[p]] = true
+	}
+	var out []string
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CellCmdline is what a cell appends to the kernel command line.
+func (s *Spec) CellCmdline(c *Cell) []string {
+	var out []string
+	for _, p := range s.probeParams(c) {
+		out = append(out, fmt.Sprintf("%s=%d", p, c.Probe))
+	}
+	return append(out, c.Cmdline.Args...)
+}
+
+// loopBudget is the per-run loop budget (zero = the reproducer's own).
+func (s *Spec) loopBudget() (int, time.Duration) {
+	return s.Budget.Iterations, s.Budget.Duration.Std()
+}
