@@ -183,8 +183,13 @@ config D
 	bool "d"
 endif
 endmenu
+choice
+	prompt "unwinder"
+config E
+	bool "e"
+endchoice
 `), 0o644)
-	defs, err := FindDefinitions(tree, "x86", []string{"A", "D"})
+	defs, err := FindDefinitions(tree, "x86", []string{"A", "D", "E"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,5 +202,8 @@ endmenu
 	}
 	if strings.Join(a, ";") != "OUTER (enclosing menu);B" || strings.Join(d, ";") != "OUTER (enclosing menu);C (enclosing if)" {
 		t.Errorf("A: %v, D: %v", a, d)
+	}
+	if !defs["E"][0].InChoice || defs["A"][0].InChoice {
+		t.Errorf("choice membership: %+v", defs)
 	}
 }

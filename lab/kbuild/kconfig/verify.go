@@ -28,6 +28,9 @@ func (m Mismatch) String() string {
 	}
 	for _, d := range m.Defs {
 		s += fmt.Sprintf("; defined at %s:%d", d.File, d.Line)
+		if d.InChoice {
+			s += " as a member of a choice (unset the choice's other members explicitly, e.g. `# CONFIG_OTHER is not set`)"
+		}
 		if len(d.DependsOn) == 0 {
 			s += " with no `depends on`"
 		}
@@ -108,6 +111,8 @@ type Definition struct {
 	File      string // relative to the tree
 	Line      int
 	DependsOn []Dependency
+	// InChoice: a member of a choice; setting it needs the base's member unset.
+	InChoice bool
 }
 
 // Dependency is one dependency expression: the entry's own `depends on`, or
@@ -174,6 +179,7 @@ func scanKconfig(path, rel string, want map[string]bool, out map[string][]Defini
 	}
 	var stack []scope
 	var cur *Definition // the entry being read, nil when not a wanted one
+	choice := 0         // depth of choice blocks
 	inMenuHeader := false
 	helpIndent := -1 // inside help text: its keyword's indentation
 	sc := bufio.NewScanner(f)
@@ -198,9 +204,17 @@ func scanKconfig(path, rel string, want map[string]bool, out map[string][]Defini
 			inMenuHeader = false
 		}
 		switch kw {
+		case "choice":
+			choice++
+		case "endchoice":
+			if choice > 0 {
+				choice--
+			}
+		}
+		switch kw {
 		case "config", "menuconfig":
 			if want[rest] {
-				d := Definition{File: rel, Line: n}
+				d := Definition{File: rel, Line: n, InChoice: choice > 0}
 				for _, s := range stack {
 					for _, e := range s.deps {
 						d.DependsOn = append(d.DependsOn, Dependency{Expr: e + " (enclosing " + s.kind + ")"})
