@@ -28,7 +28,7 @@ func resolveDev(arg string) (string, error) {
 	if name == "" {
 		return "", errors.New(`empty serial: want "serial:NAME", NAME being the disk's name in the spec`)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var seen []string
 		files, _ := filepath.Glob("/sys/block/*/serial")

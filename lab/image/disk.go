@@ -32,8 +32,10 @@ var diskName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,20}$`)
 // mkfsArgs is how pristine ext4 images are made. Lazy init is off so the guest does not
 // spend its first minutes zeroing inode tables in the background (ext4lazyinit would add
 // I/O noise to a timing-sensitive reproducer). The default feature set of e2fsprogs 1.47
-// (Debian 12) still mounts read-write on v4.11.
-var mkfsArgs = []string{"-t", "ext4", "-F", "-q", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0", "-L", "reprolab"}
+// (Debian 12) still mounts read-write on v4.11. Block size and usage type are pinned: below
+// 512 MiB mke2fs would otherwise pick 1 KiB blocks ("small"), and sub-page blocks take other
+// writeback paths (buffer heads) than the 4 KiB blocks of real systems.
+var mkfsArgs = []string{"-t", "ext4", "-T", "default", "-b", "4096", "-F", "-q", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0", "-L", "reprolab"}
 
 // MaxDiskMB bounds disk sizes; a larger request is more likely a unit mistake than a need.
 const MaxDiskMB = 1 << 20

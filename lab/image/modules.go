@@ -239,14 +239,14 @@ func (t *moduleTree) resolve(want []string) ([]resolvedModule, error) {
 		if err != nil {
 			return err
 		}
+		info, err := modinfo(data)
+		if err != nil {
+			return fmt.Errorf("module %s: %w", rel, err)
+		}
 		var deps []string
 		if t.dep != nil {
-			deps = t.dep[rel]
+			deps = append(deps, t.dep[rel]...)
 		} else {
-			info, err := modinfo(data)
-			if err != nil {
-				return fmt.Errorf("module %s: %w", rel, err)
-			}
 			for _, d := range info["depends"] {
 				for _, name := range strings.Split(d, ",") {
 					if name == "" {
@@ -261,13 +261,14 @@ func (t *moduleTree) resolve(want []string) ([]resolvedModule, error) {
 					}
 				}
 			}
-			// softdep "pre: a b" (e.g. ext4 on crc32c) are loaded first if they exist.
-			for _, sd := range info["softdep"] {
-				pre, _, _ := strings.Cut(sd, "post:")
-				for _, name := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(pre), "pre:")) {
-					if r, builtin, err := t.lookup(name); err == nil && !builtin {
-						deps = append(deps, r)
-					}
+		}
+		// softdep "pre: a b" (xts on ecb, ext4 on crc32c) is not in modules.dep; modprobe
+		// loads those first when they exist, and so does the agent.
+		for _, sd := range info["softdep"] {
+			pre, _, _ := strings.Cut(sd, "post:")
+			for _, name := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(pre), "pre:")) {
+				if r, builtin, err := t.lookup(name); err == nil && !builtin {
+					deps = append(deps, r)
 				}
 			}
 		}
