@@ -96,8 +96,8 @@ func TestRequestLayout(t *testing.T) {
 	}
 	le := binary.LittleEndian
 	for _, f := range []struct {
-		name     string
-		off      int
+		name      string
+		off       int
 		got, want uint64
 	}{
 		{"version[0]", 0, uint64(le.Uint32(buf[0:])), 4},
