@@ -13,13 +13,13 @@ import (
 // checks, list debugging, sanitizer runtimes, watchdog and RCU stall printers, and
 // interrupt entry. The guilty frame is the first frame that does not match.
 var genericRe = regexp.MustCompile(`^(?:` +
-	`dump_stack.*|__dump_stack|show_stack|show_regs|show_trace.*|print_.*|printk.*|_printk|vprintk.*|` +
+	`dump_stack.*|__dump_stack|dump_backtrace|show_stack|show_regs|show_trace.*|print_.*|printk.*|_printk|vprintk.*|` +
 	`panic|nmi_panic|__die.*|die|die_kernel_fault|oops_.*|do_trap|do_error_trap|handle_bug|report_bug|fixup_bug|__warn|warn_slowpath.*|__warn_printk|` +
 	`exc_.*|asm_exc_.*|asm_sysvec_.*|sysvec_.*|do_divide_error|do_invalid_op|do_general_protection|do_int3|` +
 	`page_fault.*|do_page_fault|__do_page_fault|do_user_addr_fault|do_kern_addr_fault|handle_page_fault|kernelmode_fixup_or_oops|no_context|__bad_area.*|bad_area.*|spurious_kernel_fault|async_page_fault|` +
 	`el1_.*|el1h_.*|el0_.*|do_mem_abort|do_translation_fault|do_bad_area|__do_kernel_fault|do_el1_undef|do_undefinstr|bug_handler|brk_handler|call_break_hook|do_debug_exception|arm64_notify_die|undef_handler|` +
 	`_raw_spin_.*|_raw_read_.*|_raw_write_.*|__raw_spin.*|queued_spin.*|native_queued_spin.*|do_raw_spin.*|spin_.*|lock_acquire|lock_release|mutex_lock.*|__mutex_lock.*|down_read|down_write|rwsem_.*|` +
-	`schedule|__schedule|schedule_timeout|schedule_preempt_disabled|io_schedule.*|preempt_schedule.*|__cond_resched|_cond_resched|` +
+	`schedule|__schedule|__switch_to|__switch_to_asm|context_switch|finish_task_switch.*|schedule_timeout|schedule_preempt_disabled|io_schedule.*|preempt_schedule.*|__cond_resched|_cond_resched|` +
 	`wait_for_completion.*|__wait_for_common|wait_for_common.*|do_wait_for_common|msleep|usleep_range.*|` +
 	`bad_page|free_page_is_bad.*|free_pages_prepare|check_free_page.*|free_unref_page.*|__free_pages.*|__free_one_page|free_pcppages_bulk|` +
 	`__list_add_valid.*|__list_del_entry_valid.*|__list_add|list_add|list_del|` +
@@ -62,7 +62,8 @@ const sigFrames = 2
 func signature(r *Report) string {
 	h := sha256.New()
 	h.Write([]byte(normalize(r.Title)))
-	if r.Guilty >= 0 {
+	// A panic's message names it; its caller is not reliably printed (see panicTitle).
+	if r.Guilty >= 0 && r.Type != Panic {
 		n := 0
 		for _, f := range r.Frames[r.Guilty:] {
 			if f.Unreliable || f.Inlined {

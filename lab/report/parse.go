@@ -164,8 +164,8 @@ func parse(log []byte) []*Report {
 			i++
 			continue
 		}
-		first, last, complete := extent(lines, i, k)
-		if len(reports) > 0 && first <= prevLast {
+		first, last, complete, nested := extentNested(lines, i, k)
+		if len(reports) > 0 && first <= prevLast && !reports[len(reports)-1].Corrupted {
 			first = prevLast + 1 // a "cut here" banner is never part of two reports
 		}
 		prevLast = last
@@ -183,9 +183,24 @@ func parse(log []byte) []*Report {
 			// what follows the cut cannot be told apart from the other report.
 			r.Corrupted, r.CorruptedReason = true, "interrupted: another report starts inside this one's stack trace"
 		}
+		if nested >= 0 && !r.Corrupted {
+			r.Corrupted, r.CorruptedReason = true, "interleaved: another report starts inside this one"
+		}
+		if len(reports) > 0 && reports[len(reports)-1].nestedAt == i && !r.Corrupted {
+			r.Corrupted, r.CorruptedReason = true, "interleaved: starts inside another report"
+		}
+		// x86 "invalid opcode: 0000 [#2]" (or arm64 "Internal error: ... [#2]") on its
+		// own, after interleaved reports, is the second half of one of them.
+		if (kinds[k].typ == InvalidOpcode || kinds[k].typ == Oops) && !r.Corrupted && laterOops(lines[i].text) && anyInterleaved(reports) {
+			r.Corrupted, r.CorruptedReason = true, "interleaved: continues an earlier interleaved report"
+		}
 		r.complete = complete
 		reports = append(reports, r)
 		i = last + 1
+		if nested >= 0 {
+			r.nestedAt = nested
+			i = nested
+		}
 	}
 	return reports
 }
@@ -202,6 +217,17 @@ var shutdownRe = regexp.MustCompile(`^(?:reboot: (?:Power down|Restarting system
 // extent finds the lines of the report starting at lines[i]. complete is false when the
 // log ended while the report could still have been going on.
 func extent(lines []line, i, k int) (first, last int, complete bool) {
+	first, last, complete, _ = extentNested(lines, i, k)
+	return first, last, complete
+}
+
+// extentNested is extent that also returns nested: the index of the first line that
+// starts another report while this one had not yet printed its stack ("Call Trace:"),
+// or -1. Two CPUs oopsing at once interleave their headers like that; the open report
+// goes on past the foreign start line, and the parser resumes at nested for the other.
+func extentNested(lines []line, i, k int) (first, last int, complete bool, nested int) {
+	nested = -1
+	sawTrace := false
 	first, last = i, i
 	// The "cut here" banner, the "list_add corruption" message and "Bad page state"
 	// preamble belong to the report that follows them.
@@ -216,24 +242,30 @@ func extent(lines []line, i, k int) (first, last int, complete bool) {
 		text := lines[j].text
 		if nk, _ := matchStart(text); nk >= 0 {
 			if sawEnd && kinds[nk].typ != Panic {
-				return first, last, true
+				return first, last, true, nested
 			}
 			if !continues(&kinds[k], &kinds[nk], j-i) {
-				return first, last, true
+				if sawTrace || nested >= 0 {
+					return first, last, true, nested
+				}
+				nested = j
 			}
 			last, gap = j, 0
 			continue
 		}
+		if t := strings.TrimSpace(text); strings.HasPrefix(t, "Call Trace:") || strings.HasPrefix(t, "Call trace:") {
+			sawTrace = true
+		}
 		if endRe.MatchString(text) {
 			last, gap = j, 0
 			if strings.Contains(text, "end Kernel panic") {
-				return first, last, true
+				return first, last, true, nested
 			}
 			sawEnd = true
 			continue
 		}
 		if shutdownRe.MatchString(text) {
-			return first, last, true
+			return first, last, true, nested
 		}
 		if isBody(text) {
 			last, gap = j, 0
@@ -244,12 +276,12 @@ func extent(lines []line, i, k int) (first, last int, complete bool) {
 		}
 		gap++
 		if gap >= maxGap || (sawEnd && gap >= 2) {
-			return first, last, true
+			return first, last, true, nested
 		}
 	}
 	// The log ended. A report that printed its end marker (or a panic, after which
 	// nothing else runs) is whole; otherwise more could still come.
-	return first, last, sawEnd || panicDone(lines[i:last+1])
+	return first, last, sawEnd || panicDone(lines[i:last+1]), nested
 }
 
 // panicDone reports whether ls hold a panic that finished printing: after the panic
@@ -262,6 +294,19 @@ func panicDone(ls []line) bool {
 		if strings.HasPrefix(t, "Kernel panic - not syncing") {
 			panicked = true
 		} else if panicked && (strings.HasPrefix(t, "Kernel Offset:") || strings.HasPrefix(t, "Rebooting in")) {
+			return true
+		}
+	}
+	return false
+}
+
+var oopsCountRe = regexp.MustCompile(`\[#([2-9]|\d\d+)\]`)
+
+func laterOops(text string) bool { return oopsCountRe.MatchString(text) }
+
+func anyInterleaved(rs []*Report) bool {
+	for _, r := range rs {
+		if r.Corrupted && strings.HasPrefix(r.CorruptedReason, "interleaved") {
 			return true
 		}
 	}
@@ -288,8 +333,17 @@ func inTrace(ls []line) bool {
 			open = false
 		}
 	}
-	return open && frameRe.MatchString(ls[len(ls)-1].text)
+	if !open {
+		return false
+	}
+	sm := frameRe.FindStringSubmatch(ls[len(ls)-1].text)
+	// arm64 traces have no closing line: one that ends in a task's first frame
+	// (user-space entry, kthread start, idle entry) is whole.
+	return sm != nil && !rootRe.MatchString(sm[4])
 }
+
+// rootRe matches the outermost frames of a kernel stack: where a trace ends.
+var rootRe = regexp.MustCompile(`^(?:el0t_64_sync|el0_sync|el0t_64_irq|ret_from_fork|kthread|__primary_switched|__secondary_switched|secondary_start_kernel|start_kernel|cpu_startup_entry|entry_SYSCALL_64_after_hwframe|entry_SYSCALL_64_fastpath|secondary_startup_64.*|start_secondary|x86_64_start_reservations|x86_64_start_kernel)$`)
 
 // complete is Complete: the first report in log has ended.
 func complete(log []byte) bool {
@@ -341,6 +395,12 @@ func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
 		lineFunc = sm[4]
 	}
 	r.Frames, r.Others = frames(ls, r)
+	if len(r.Frames) == 0 && !kind.noFrames {
+		r.Corrupted, r.CorruptedReason = true, "no stack trace"
+	}
+	if cpus := cpuHeaders(ls); cpus > 1 {
+		r.Corrupted, r.CorruptedReason = true, "interleaved: lines of several CPUs' reports"
+	}
 	if kind.fromLine && lineFunc != "" {
 		for i, f := range r.Frames {
 			if !f.Unreliable && f.Func == lineFunc {
@@ -371,21 +431,34 @@ func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
 		title = strings.Replace(title, "%s", fn, 1)
 	}
 	if kind.typ == Panic {
-		title = panicTitle(m[1], fn)
+		title = panicTitle(m[1])
 	}
 	r.Title = title
 	r.Signature = signature(r)
 	return r
 }
 
-// panicTitle names a bare panic by its message with numbers and addresses removed, and
-// by the function that called panic() when the stack shows one.
-func panicTitle(msg, fn string) string {
-	msg = strings.TrimSpace(normalize(msg))
-	if fn != "" && fn != "unknown" {
-		return "kernel panic: " + msg + " in " + fn
+// panicTitle names a bare panic by its message with numbers and addresses removed. The
+// caller of panic() is not in the title: panic() does not return, so on arm64 the return
+// address printed for its caller lies past the caller's end, in the next function.
+func panicTitle(msg string) string {
+	return "kernel panic: " + strings.TrimSpace(normalize(msg))
+}
+
+// cpuHeaders counts the distinct "CPU: N PID: M" headers in ls outside other-CPU
+// backtraces: more than one means two reports' lines are mixed.
+func cpuHeaders(ls []line) int {
+	seen := map[string]bool{}
+	for _, l := range ls {
+		t := strings.TrimSpace(l.text)
+		if strings.HasPrefix(t, "NMI backtrace for cpu") {
+			break
+		}
+		if sm := cpuLineRe.FindStringSubmatch(t); sm != nil {
+			seen[sm[1]+"/"+sm[2]] = true
+		}
 	}
-	return "kernel panic: " + msg
+	return len(seen)
 }
 
 var numRe = regexp.MustCompile(`(?:0x)?[0-9a-fA-F]{6,}|\d+`)
@@ -487,6 +560,13 @@ func frames(ls []line, r *Report) ([]Frame, []string) {
 			f.Size, _ = strconv.ParseUint(sm[6], 16, 64)
 			if sm[2] != "" {
 				f.PC, _ = strconv.ParseUint(sm[2], 16, 64)
+			}
+			// A return address is never a function's first instruction: "func+0x0"
+			// means a call to a noreturn function (panic, BUG) was the last
+			// instruction of the function before func. The console cannot name that
+			// caller (a symbolizer can, from PC-1), so the frame is not trusted.
+			if f.Off == 0 && len(fs) > 0 {
+				f.Unreliable = true
 			}
 			// arm64 (and 4.x arm64) start the trace with the faulting function again.
 			if len(fs) == 1 && fs[0].Func == f.Func && fs[0].Off == f.Off {
