@@ -93,7 +93,7 @@ type Report struct {
 	Others []string
 
 	complete  bool
-	nestedAt  int // line index where an interleaved report starts inside this one
+	nestedAt  int  // line index where an interleaved report starts inside this one
 	faultSite bool // Frames[0] is the faulting instruction (RIP/pc), not a return address
 }
 
