@@ -23,8 +23,16 @@ func reportMain(args []string) int {
 	arch := fs.String("arch", "", "arch of -vmlinux: x86_64 or arm64 (default: from the report)")
 	asJSON := fs.Bool("json", false, "print reports as JSON")
 	crashExit := fs.Bool("crash-exit", false, "exit 1 when a crash is found")
+	var modules []string
+	fs.Func("module", "NAME=PATH: resolve frames of module NAME against PATH (.ko with debug info); repeatable", func(v string) error {
+		if name, path, ok := strings.Cut(v, "="); !ok || name == "" || path == "" {
+			return fmt.Errorf("want NAME=PATH, e.g. dm_crypt=/lib/modules/6.1/kernel/drivers/md/dm-crypt.ko")
+		}
+		modules = append(modules, v)
+		return nil
+	})
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: reprolab report [-vmlinux FILE [-arch ARCH]] [-json] [-crash-exit] CONSOLE.log... (- for stdin)")
+		fmt.Fprintln(os.Stderr, "usage: reprolab report [-vmlinux FILE [-arch ARCH] [-module NAME=KO]...] [-json] [-crash-exit] CONSOLE.log... (- for stdin)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +74,13 @@ func reportMain(args []string) int {
 					if sym, err = report.NewSymbolizer(*vmlinux, a); err != nil {
 						fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
 						return 2
+					}
+					for _, m := range modules {
+						name, path, _ := strings.Cut(m, "=")
+						if err := sym.AddModule(name, path); err != nil {
+							fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
+							return 2
+						}
 					}
 				}
 				if err := sym.Symbolize(r); err != nil {
