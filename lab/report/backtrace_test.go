@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,56 @@ func TestCPUBacktraces(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseBacktracesVmcore: crash's own bt -a output from a real vmcore (x86-64, the
+// rlcrash NULL deref with panic_on_oops): the oopsing task on CPU 0 with crash's
+// "[exception RIP: ...]" marking the faulting function, and CPU 1 stopped by the panic.
+func TestParseBacktracesVmcore(t *testing.T) {
+	data, err := os.ReadFile("testdata/crash/x86-null-bt-a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := ParseBacktraces(data)
+	if len(tasks) != 2 {
+		t.Fatalf("got %d tasks, want 2", len(tasks))
+	}
+	sh, idle := tasks[0], tasks[1]
+	if sh.CPU != 0 || sh.Comm != "sh" || sh.Guilty < 0 || cleanFunc(sh.Frames[sh.Guilty].Func) != "rl_read_field" {
+		t.Errorf("task 0: cpu %d comm %q guilty %d %v", sh.CPU, sh.Comm, sh.Guilty, sh.Frames)
+	}
+	if sh.Frames[sh.Guilty].Off != 5 {
+		t.Errorf("exception RIP offset %d, want 5", sh.Frames[sh.Guilty].Off)
+	}
+	if sh.Frames[sh.Guilty+1].Func != "rl_null_deref" || sh.Frames[sh.Guilty+1].Module != "rlcrash" {
+		t.Errorf("caller %+v", sh.Frames[sh.Guilty+1])
+	}
+	if idle.CPU != 1 || idle.Comm != "swapper/1" || idle.Frames[0].Func != "stop_this_cpu" {
+		t.Errorf("task 1: %+v", idle)
+	}
+}
+
+// TestCrashBacktraces runs the crash utility on the vmcore made by testdata/gen/vmcore.sh
+// (about 550 MB, not in git; skipped without it or the debug vmlinux).
+func TestCrashBacktraces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash takes about a minute")
+	}
+	vmcore := cacheDir() + "/report-gen/amd64/null.vmcore"
+	vmlinux := DefaultVmlinux("6.1.0-56-amd64")
+	if _, err := os.Stat(vmcore); err != nil || vmlinux == "" {
+		t.Skipf("no vmcore (%s) or debug vmlinux: run testdata/gen/vmcore.sh", vmcore)
+	}
+	if _, err := exec.LookPath("crash"); err != nil {
+		t.Skip("no crash utility: apt-get install crash")
+	}
+	out, err := CrashBacktraces(context.Background(), "", vmlinux, vmcore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := ParseBacktraces([]byte(out))
+	if len(tasks) != 2 || tasks[0].Guilty < 0 || cleanFunc(tasks[0].Frames[tasks[0].Guilty].Func) != "rl_read_field" {
+		t.Fatalf("unexpected bt -a:\n%s", out)
 	}
 }
