@@ -117,13 +117,18 @@ func CrashBacktraces(ctx context.Context, crashBin, vmlinux, vmcore string) (str
 }
 
 var (
-	nmiRe        = regexp.MustCompile(`^NMI backtrace for cpu (\d+)`)
+	// x86 (and arm64 with pseudo-NMI): "NMI backtrace for cpu 1"; arm64 without it:
+	// "sysrq: CPU0:" followed by the trace.
+	nmiRe = regexp.MustCompile(`^(?:NMI backtrace for cpu |sysrq: CPU)(\d+)`)
+	// arm64: "sysrq: CPU1: backtrace skipped as idling"
+	sysrqIdleRe  = regexp.MustCompile(`^sysrq: CPU(\d+): backtrace skipped as idling`)
 	nmiSkippedRe = regexp.MustCompile(`^NMI backtrace for cpu (\d+) skipped: idling at ([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)`)
 )
 
 // CPUBacktraces returns the per-CPU backtraces in log printed by sysrq `l` (or an RCU
 // stall, or the hung-task detector's all-CPU dump): one Task per "NMI backtrace for cpu
-// N" block, in log order. A CPU that was idle ("skipped: idling at ...") gets one frame.
+// N" (x86) or "sysrq: CPUN:" (arm64) block, in log order. A CPU that was idle gets the
+// idle function as its one frame (x86 "skipped: idling at ...") or no frames (arm64).
 // This is what a hung guest shows after the lab sends sysrq l: which CPU spins where.
 func CPUBacktraces(log []byte) []*Task {
 	lines := splitLines(log)
@@ -137,6 +142,12 @@ func CPUBacktraces(log []byte) []*Task {
 			f.Off, _ = strconv.ParseUint(m[3], 16, 64)
 			f.Size, _ = strconv.ParseUint(m[4], 16, 64)
 			task.Frames = []Frame{f}
+			tasks = append(tasks, task)
+			continue
+		}
+		if m := sysrqIdleRe.FindStringSubmatch(t); m != nil {
+			task := &Task{PID: -1, Guilty: -1}
+			task.CPU, _ = strconv.Atoi(m[1])
 			tasks = append(tasks, task)
 			continue
 		}

@@ -61,6 +61,7 @@ func TestCPUBacktraces(t *testing.T) {
 		want []string // per CPU in log order: "cpu comm guilty-func"
 	}{
 		{"x86-sysrq-l", []string{"0 sh __handle_sysrq", "1  native_safe_halt"}},
+		{"arm64-sysrq-l", []string{"0  sysrq_handle_showallcpus", "1  "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
