@@ -81,7 +81,7 @@ func (m *portMux) readLoop(conns chan<- *vconn) error {
 			}
 			// End of file: no host is connected right now.
 			if cur != nil {
-				cur.pw.CloseWithError(io.EOF)
+				cur.closeRead()
 				cur = nil
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -91,7 +91,7 @@ func (m *portMux) readLoop(conns chan<- *vconn) error {
 		window := append(tail, data...)
 		if i := bytes.LastIndex(window, magic); i >= 0 {
 			if cur != nil {
-				cur.pw.CloseWithError(io.EOF)
+				cur.closeRead()
 			}
 			m.wmu.Lock()
 			m.gen++
@@ -108,10 +108,9 @@ func (m *portMux) readLoop(conns chan<- *vconn) error {
 			data = rest
 		}
 		if cur != nil && len(data) > 0 {
-			// Blocks until the SSH server has read it; fails once that connection is closed.
-			if _, err := cur.pw.Write(data); err != nil {
-				cur = nil
-			}
+			// Never blocks: a connection that stopped reading must not keep the loop from
+			// seeing the next Hello.
+			cur.deliver(data)
 		}
 		if k := len(magic) - 1; len(window) > k {
 			window = window[len(window)-k:]
@@ -120,20 +119,56 @@ func (m *portMux) readLoop(conns chan<- *vconn) error {
 	}
 }
 
-// vconn is one connection's view of the port, as the net.Conn the ssh package wants.
+// vconn is one connection's view of the port, as the net.Conn the ssh package wants. Bytes
+// from the port are queued (SSH flow control bounds the queue) so the read loop never waits
+// for a connection.
 type vconn struct {
-	m   *portMux
-	gen int
-	pr  *io.PipeReader
-	pw  *io.PipeWriter
+	m    *portMux
+	gen  int
+	mu   sync.Mutex
+	cond *sync.Cond
+	buf  []byte
+	eof  bool // no more bytes will come: superseded, host gone, or closed
 }
 
 func newVconn(m *portMux, gen int) *vconn {
-	pr, pw := io.Pipe()
-	return &vconn{m: m, gen: gen, pr: pr, pw: pw}
+	c := &vconn{m: m, gen: gen}
+	c.cond = sync.NewCond(&c.mu)
+	return c
 }
 
-func (c *vconn) Read(b []byte) (int, error) { return c.pr.Read(b) }
+func (c *vconn) deliver(b []byte) {
+	c.mu.Lock()
+	if !c.eof {
+		c.buf = append(c.buf, b...)
+	}
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+func (c *vconn) closeRead() {
+	c.mu.Lock()
+	c.eof = true
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+func (c *vconn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.buf) == 0 && !c.eof {
+		c.cond.Wait()
+	}
+	if len(c.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, c.buf)
+	c.buf = c.buf[n:]
+	if len(c.buf) == 0 {
+		c.buf = nil // let the backing array go
+	}
+	return n, nil
+}
 
 // Write goes to the port only while this is the current connection: a superseded one must
 // not interleave its bytes with its successor's.
@@ -147,7 +182,7 @@ func (c *vconn) Write(b []byte) (int, error) {
 }
 
 func (c *vconn) Close() error {
-	c.pr.Close()
+	c.closeRead()
 	return nil
 }
 

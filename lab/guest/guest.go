@@ -63,15 +63,11 @@ func DialUnix(ctx context.Context, path string, hostKey ssh.PublicKey, signer ss
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	// The SSH handshake needs the agent up: until then the guest side of the port is closed
-	// and QEMU buffers nothing, so the handshake waits for the boot; bound it by ctx too.
-	deadline := time.Now().Add(handshakeTimeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	_ = nc.SetDeadline(deadline)
+	// Waiting for Ready includes the guest's boot, however long ctx allows; only ctx bounds
+	// it (closing the socket when ctx ends). The SSH handshake after it gets its own limit.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	if _, err := io.WriteString(nc, Hello); err != nil {
+		stop()
 		nc.Close()
 		return nil, fmt.Errorf("guest: hello to %s: %w", path, err)
 	}
@@ -83,6 +79,11 @@ func DialUnix(ctx context.Context, path string, hostKey ssh.PublicKey, signer ss
 		}
 		return nil, fmt.Errorf("guest: waiting for the agent on %s: %w", path, err)
 	}
+	deadline := time.Now().Add(handshakeTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = nc.SetDeadline(deadline)
 	config := &ssh.ClientConfig{
 		User:            "root",
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
