@@ -12,9 +12,9 @@ type line struct {
 	ts         string // the printk timestamp, "" if none
 }
 
-// The printk prefixes stripped from each line: an optional syslog level "<4>", a
-// timestamp "[    4.205252]", and CONFIG_PRINTK_CALLER's "[  T95]" or "[    C0]". Guests
-// with both are common; any may be missing.
+// splitLines cuts log into lines and strips the printk prefixes of each: an optional
+// syslog level "<4>", a timestamp "[    4.205252]", and CONFIG_PRINTK_CALLER's "[  T95]"
+// or "[    C0]". Guests with both are common; any may be missing.
 func splitLines(log []byte) []line {
 	lines := make([]line, 0, bytes.Count(log, []byte{'\n'})+1)
 	for pos := 0; pos < len(log); {
@@ -38,8 +38,8 @@ func splitLines(log []byte) []line {
 	return lines
 }
 
-// stripPrefix is prefixRe by hand: it runs on every console line, and the regexp was
-// a third of Parse's time.
+// stripPrefix removes those prefixes by hand rather than with a regexp: it runs on every
+// console line, and the regexp was a third of Parse's time.
 func stripPrefix(raw []byte) (ts string, rest []byte) {
 	rest = raw
 	if len(rest) > 2 && rest[0] == '<' {

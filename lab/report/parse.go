@@ -110,15 +110,6 @@ func continues(open, next *oopsKind, sinceStart int) bool {
 	return false
 }
 
-func kindIndex(prefix string) int {
-	for i := range kinds {
-		if strings.Contains(kinds[i].re.String(), prefix) {
-			return i
-		}
-	}
-	panic("report: no kind " + prefix)
-}
-
 func findStart(log []byte, from int) (int, bool) {
 	for pos := from; pos < len(log); {
 		end := bytes.IndexByte(log[pos:], '\n')
