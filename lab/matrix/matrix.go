@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,6 +223,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		rows = append(rows, store.Cell{Matrix: s.Name, ID: c.ID(), Arch: c.Arch, Kernel: c.Kernel.Name, Config: c.Config.Name,
 			Probe: strconv.Itoa(c.Probe), Patches: c.Patches.Name, Cmdline: c.Cmdline.Name, ExpectCrash: c.Expect,
 			PlannedRuns: runs, BuildID: bid, Position: c.Position})
+	}
+	// With --only, the other cells keep their rows (and so their place in reports).
+	if len(o.Only) > 0 {
+		current := map[string]bool{}
+		for _, r := range rows {
+			current[r.ID] = true
+		}
+		for _, c := range prevCells {
+			if !current[c.ID] {
+				rows = append(rows, c)
+			}
+		}
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].Position < rows[j].Position })
 	}
 	if err := o.Store.PutCells(ctx, s.Name, rows); err != nil {
 		return nil, err

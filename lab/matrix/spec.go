@@ -503,6 +503,7 @@ func (s *Spec) RunID(c *Cell, k int) string {
 // every only filter, and marks expected crashes.
 func (s *Spec) Cells(only []Match) ([]*Cell, error) {
 	var out []*Cell
+	pos := 0
 	a := &s.Axes
 	for ki := range a.Kernel {
 		for ci := range a.Config {
@@ -511,11 +512,17 @@ func (s *Spec) Cells(only []Match) ([]*Cell, error) {
 					for _, arch := range a.Arch {
 						for _, pr := range a.Probe {
 							c := &Cell{Arch: arch, Kernel: &a.Kernel[ki], Config: &a.Config[ci], Probe: pr, Patches: &a.Patches[pi], Cmdline: &a.Cmdline[li]}
-							if anyMatch(s.Exclude, c) || (len(only) > 0 && !allMatch(only, c)) {
+							if anyMatch(s.Exclude, c) {
+								continue
+							}
+							// Positions count every cell of the matrix, so a --only run
+							// keeps each cell's place in reports.
+							c.Position = pos
+							pos++
+							if len(only) > 0 && !allMatch(only, c) {
 								continue
 							}
 							c.Expect = anyMatch(s.ExpectCrash, c)
-							c.Position = len(out)
 							out = append(out, c)
 						}
 					}
