@@ -140,7 +140,11 @@ func loadModule(path string) error {
 // supervise starts the SSH server as a child and then only reaps: orphans reparent to PID 1,
 // while the server reaps its own commands, so exit statuses are never stolen.
 func supervise() {
-	var server int
+	var (
+		server  int
+		started time.Time
+		backoff = time.Second
+	)
 	for {
 		if server == 0 {
 			cmd := exec.Command("/proc/self/exe", "serve")
@@ -151,7 +155,7 @@ func supervise() {
 				time.Sleep(time.Second)
 				continue
 			}
-			server = cmd.Process.Pid
+			server, started = cmd.Process.Pid, time.Now()
 		}
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, 0, nil)
@@ -162,9 +166,15 @@ func supervise() {
 			continue
 		}
 		if pid == server {
-			logErr("init: server exited (%s); restarting", describe(ws))
+			// A server that keeps failing at start (say, no authorized_keys) is retried
+			// ever more slowly, so its errors do not flood the console.
+			if time.Since(started) > 30*time.Second {
+				backoff = time.Second
+			}
+			logErr("init: server exited (%s); restarting in %v", describe(ws), backoff)
 			server = 0
-			time.Sleep(time.Second)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 30*time.Second)
 		}
 	}
 }
