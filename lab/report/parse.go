@@ -111,6 +111,7 @@ func continues(open, next *oopsKind, sinceStart int) bool {
 }
 
 func findStart(log []byte, from int) (int, bool) {
+	timed := false
 	for pos := from; pos < len(log); {
 		end := bytes.IndexByte(log[pos:], '\n')
 		if end < 0 {
@@ -118,13 +119,25 @@ func findStart(log []byte, from int) (int, bool) {
 		} else {
 			end += pos
 		}
-		_, raw := stripPrefix(log[pos:end])
-		if k, _ := matchStart(string(raw)); k >= 0 {
+		ts, raw := stripPrefix(log[pos:end])
+		if k, _ := kernelStart(line{text: string(raw), ts: ts}, timed); k >= 0 {
 			return pos, true
 		}
+		timed = timed || ts != ""
 		pos = end + 1
 	}
 	return -1, false
+}
+
+// kernelStart is matchStart for lines the kernel printed. Once a console has shown
+// printk timestamps, a line without one came from user space (the reproducer, init,
+// cryptsetup's "WARNING: ...") and starts no report, whatever it says. Consoles without
+// timestamps (printk.time=0) are taken as they are.
+func kernelStart(l line, timed bool) (int, []string) {
+	if timed && l.ts == "" {
+		return -1, nil
+	}
+	return matchStart(l.text)
 }
 
 // bodyRe matches lines that belong to a report's body even though they do not start
@@ -149,8 +162,9 @@ func parse(log []byte) []*Report {
 	lines := splitLines(log)
 	var reports []*Report
 	prevLast := -1
+	timedFrom := firstTimed(lines)
 	for i := 0; i < len(lines); {
-		k, m := matchStart(lines[i].text)
+		k, m := kernelStart(lines[i], i > timedFrom)
 		if k < 0 {
 			i++
 			continue
@@ -169,7 +183,7 @@ func parse(log []byte) []*Report {
 			// A live console caught mid-report, or a guest that died while printing:
 			// the trace may lack the frames that matter.
 			r.Corrupted, r.CorruptedReason = true, "truncated: the log ends inside the report"
-		case last+1 < len(lines) && inTrace(lines[first:last+1]) && startsReport(lines[last+1].text):
+		case last+1 < len(lines) && inTrace(lines[first:last+1]) && startsReport(lines[last+1], timedFrom <= last):
 			// Another CPU's report began while this one's stack was still printing;
 			// what follows the cut cannot be told apart from the other report.
 			r.Corrupted, r.CorruptedReason = true, "interrupted: another report starts inside this one's stack trace"
@@ -229,9 +243,10 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 	}
 	gap := 0
 	sawEnd := false
+	timed := lines[i].ts != ""
 	for j := i + 1; j < len(lines); j++ {
 		text := lines[j].text
-		if nk, _ := matchStart(text); nk >= 0 {
+		if nk, _ := kernelStart(lines[j], timed); nk >= 0 {
 			if sawEnd && kinds[nk].typ != Panic {
 				return first, last, true, nested
 			}
@@ -304,8 +319,18 @@ func anyInterleaved(rs []*Report) bool {
 	return false
 }
 
-func startsReport(text string) bool {
-	k, _ := matchStart(text)
+// firstTimed returns the index of the first line with a printk timestamp, or len(ls).
+func firstTimed(ls []line) int {
+	for i, l := range ls {
+		if l.ts != "" {
+			return i
+		}
+	}
+	return len(ls)
+}
+
+func startsReport(l line, timed bool) bool {
+	k, _ := kernelStart(l, timed)
 	return k >= 0
 }
 
@@ -339,8 +364,9 @@ var rootRe = regexp.MustCompile(`^(?:el0t_64_sync|el0_sync|el0t_64_irq|ret_from_
 // complete is Complete: the first report in log has ended.
 func complete(log []byte) bool {
 	lines := splitLines(log)
+	timedFrom := firstTimed(lines)
 	for i := range lines {
-		if k, _ := matchStart(lines[i].text); k >= 0 {
+		if k, _ := kernelStart(lines[i], i > timedFrom); k >= 0 {
 			_, _, c := extent(lines, i, k)
 			return c
 		}
@@ -368,7 +394,7 @@ func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
 	var lineFunc string
 	startText := ""
 	for _, l := range ls {
-		if k, _ := matchStart(l.text); k >= 0 {
+		if k, _ := kernelStart(l, ls[0].ts != ""); k >= 0 {
 			startText = strings.TrimSpace(l.text)
 			break
 		}

@@ -32,6 +32,10 @@ for c in $(echo "$CASES" | tr , ' '); do
 	panic_on_warn) echo 1 > /proc/sys/kernel/panic_on_warn ;;
 	panic_on_oops) echo 1 > /proc/sys/kernel/panic_on_oops ;;
 	sleep*) sleep ${c#sleep} ;;
+	userwarn) # user space writing report-like lines to the console: not kernel reports
+		echo "WARNING: user space says this, not the kernel"
+		echo "BUG: unable to handle kernel NULL pointer dereference (quoted by a user-space tool)"
+		echo "Kernel panic - not syncing: (echoed by a script)" ;;
 	par-*) # the same trigger on both CPUs at once: reports from two CPUs interleave
 		taskset -c 0 sh -c "echo ${c#par-} > /proc/rlcrash" &
 		taskset -c 1 sh -c "echo ${c#par-} > /proc/rlcrash" &
