@@ -5,12 +5,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -37,12 +42,21 @@ func agentBinary(ctx context.Context, arch, cacheDir string, progress io.Writer)
 	if err != nil {
 		return "", fmt.Errorf("no reprolab-agent-%s next to the executable and %w", ga, err)
 	}
-	out := filepath.Join(cacheDir, "agent", ga, "reprolab-agent")
+	key, err := sourceKey(root, ga)
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(cacheDir, "agent", ga, "reprolab-agent-"+key)
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err
 	}
 	fmt.Fprintf(progress, "image: go build reprolab-agent for %s\n", ga)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./cmd/reprolab-agent")
+	tmp := out + ".tmp" + strconv.Itoa(os.Getpid())
+	defer os.Remove(tmp)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", tmp, "./cmd/reprolab-agent")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+ga)
 	var stderr bytes.Buffer
@@ -50,7 +64,46 @@ func agentBinary(ctx context.Context, arch, cacheDir string, progress io.Writer)
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build reprolab-agent for %s in %s: %w\n%s", ga, root, err, stderr.String())
 	}
-	return out, nil
+	return out, os.Rename(tmp, out)
+}
+
+// sourceKey hashes what the agent is built from: go.mod, go.sum and the non-test Go files
+// of cmd/ and lab/ (a superset of the agent's own packages, which is cheap to read and
+// cannot miss a dependency), with the toolchain version and target. Even a no-op go build
+// costs ~0.4 s, most of a cached initramfs build; a hash lookup costs a few ms.
+func sourceKey(root, ga string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", runtime.Version(), ga)
+	var files []string
+	for _, f := range []string{"go.mod", "go.sum"} {
+		files = append(files, filepath.Join(root, f))
+	}
+	for _, dir := range []string{"cmd", "lab"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("hashing agent sources: %w", err)
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("hashing agent sources: %w", err)
+		}
+		fmt.Fprintf(h, "%s %d\n", strings.TrimPrefix(f, root), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
 // sourceRoot walks up from the working directory to the reprolab go.mod.
