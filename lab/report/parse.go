@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,26 +110,18 @@ func continues(open, next *oopsKind, sinceStart int) bool {
 }
 
 func findStart(log []byte, from int) (int, bool) {
-	timed := false
-	for pos := from; pos < len(log); {
-		end := bytes.IndexByte(log[pos:], '\n')
-		if end < 0 {
-			end = len(log)
-		} else {
-			end += pos
+	lines := splitLines(log[from:])
+	timed := firstTimed(lines) < len(lines)
+	for i := range lines {
+		if k, _ := kernelStartAt(lines, i, timed); k >= 0 {
+			return from + lines[i].start, true
 		}
-		ts, raw := stripPrefix(log[pos:end])
-		if k, _ := kernelStart(line{text: string(raw), ts: ts}, timed); k >= 0 {
-			return pos, true
-		}
-		timed = timed || ts != ""
-		pos = end + 1
 	}
 	return -1, false
 }
 
-// kernelStart is matchStart for lines the kernel printed. Once a console has shown
-// printk timestamps, a line without one came from user space (the reproducer, init,
+// kernelStart is matchStart for lines the kernel printed. When a console shows printk
+// timestamps (any line of what is parsed has one), a line without one came from user space (the reproducer, init,
 // cryptsetup's "WARNING: ...") and starts no report, whatever it says. Consoles without
 // timestamps (printk.time=0) are taken as they are.
 func kernelStart(l line, timed bool) (int, []string) {
@@ -139,6 +130,38 @@ func kernelStart(l line, timed bool) (int, []string) {
 	}
 	return matchStart(l.text)
 }
+
+// kernelStartAt is kernelStart for lines[i] with a look at the next line. Without
+// timestamps nothing tells a kernel "WARNING:" from a tool's, so the start must be
+// followed by a line only a kernel report prints (registers, "Modules linked in", a
+// call trace, ...). A live watcher thus sees such a report one line later.
+func kernelStartAt(lines []line, i int, timed bool) (int, []string) {
+	k, m := kernelStart(lines[i], timed)
+	if k < 0 || lines[i].ts != "" {
+		return k, m
+	}
+	for j := i + 1; j < len(lines) && j <= i+3; j++ {
+		if strings.TrimSpace(lines[j].text) == "" {
+			continue
+		}
+		if kernelOnlyRe.MatchString(lines[j].text) {
+			return k, m
+		}
+		if _, ok := matchStartOK(lines[j].text); !ok || j > i+1 {
+			break
+		}
+		// Another start (arm64's "Internal error" after "Unable to handle"): look on.
+	}
+	return -1, nil
+}
+
+func matchStartOK(text string) (int, bool) {
+	k, _ := matchStart(text)
+	return k, k >= 0
+}
+
+// kernelOnlyRe matches lines that only a kernel report prints.
+var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<[0-9a-f]+>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+)`)
 
 // bodyRe matches lines that belong to a report's body even though they do not start
 // one: stack frames, register dumps and the fixed headers printed around them. The
@@ -164,7 +187,7 @@ func parse(log []byte) []*Report {
 	prevLast := -1
 	timedFrom := firstTimed(lines)
 	for i := 0; i < len(lines); {
-		k, m := kernelStart(lines[i], i > timedFrom)
+		k, m := kernelStartAt(lines, i, timedFrom < len(lines))
 		if k < 0 {
 			i++
 			continue
@@ -183,7 +206,7 @@ func parse(log []byte) []*Report {
 			// A live console caught mid-report, or a guest that died while printing:
 			// the trace may lack the frames that matter.
 			r.Corrupted, r.CorruptedReason = true, "truncated: the log ends inside the report"
-		case last+1 < len(lines) && inTrace(lines[first:last+1]) && startsReport(lines[last+1], timedFrom <= last):
+		case last+1 < len(lines) && inTrace(lines[first:last+1]) && startsReport(lines, last+1, timedFrom < len(lines)):
 			// Another CPU's report began while this one's stack was still printing;
 			// what follows the cut cannot be told apart from the other report.
 			r.Corrupted, r.CorruptedReason = true, "interrupted: another report starts inside this one's stack trace"
@@ -246,7 +269,7 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 	timed := lines[i].ts != ""
 	for j := i + 1; j < len(lines); j++ {
 		text := lines[j].text
-		if nk, _ := kernelStart(lines[j], timed); nk >= 0 {
+		if nk, _ := kernelStartAt(lines, j, timed); nk >= 0 {
 			if sawEnd && kinds[nk].typ != Panic {
 				return first, last, true, nested
 			}
@@ -329,8 +352,8 @@ func firstTimed(ls []line) int {
 	return len(ls)
 }
 
-func startsReport(l line, timed bool) bool {
-	k, _ := kernelStart(l, timed)
+func startsReport(lines []line, i int, timed bool) bool {
+	k, _ := kernelStartAt(lines, i, timed)
 	return k >= 0
 }
 
@@ -366,7 +389,7 @@ func complete(log []byte) bool {
 	lines := splitLines(log)
 	timedFrom := firstTimed(lines)
 	for i := range lines {
-		if k, _ := kernelStart(lines[i], i > timedFrom); k >= 0 {
+		if k, _ := kernelStartAt(lines, i, timedFrom < len(lines)); k >= 0 {
 			_, _, c := extent(lines, i, k)
 			return c
 		}

@@ -130,3 +130,45 @@ func TestTruncated(t *testing.T) {
 		t.Errorf("only %d logs could be cut", n)
 	}
 }
+
+// TestIncremental feeds every real log to ContainsCrash the way a live console watcher
+// does (each new line with the four lines before it): the first hit must be the first
+// report's own start line, not earlier (user-space echoes, boot noise) and not later.
+func TestIncremental(t *testing.T) {
+	for _, path := range cases(t) {
+		tc := readCase(t, path)
+		rs := Parse(tc.log)
+		var starts []int // byte offset of each line start
+		for pos := 0; pos < len(tc.log); {
+			starts = append(starts, pos)
+			j := strings.IndexByte(string(tc.log[pos:]), '\n')
+			if j < 0 {
+				break
+			}
+			pos += j + 1
+		}
+		hit := -1
+		for n := range starts {
+			from := starts[max(0, n-4)]
+			end := len(tc.log)
+			if n+1 < len(starts) {
+				end = starts[n+1]
+			}
+			if ContainsCrash(tc.log[from:end]) {
+				hit = starts[n]
+				break
+			}
+		}
+		if len(rs) == 0 {
+			if hit >= 0 {
+				t.Errorf("%s: ContainsCrash fires at byte %d in a log without reports", path, hit)
+			}
+			continue
+		}
+		// The report may begin with a "cut here" banner and a message before the
+		// line that identifies it.
+		if hit < rs[0].Start || hit > rs[0].Start+400 {
+			t.Errorf("%s: first hit at byte %d, report starts at %d", path, hit, rs[0].Start)
+		}
+	}
+}
