@@ -182,6 +182,10 @@ type UnknownFragmentError struct {
 }
 
 func (e *UnknownFragmentError) Error() string {
+	if len(e.Known) == 0 {
+		return fmt.Sprintf("unknown config fragment %q (looked for %s): no fragments there at all; run from the reprolab repository or pass the kconfigs/ folder (--fragment-dir)",
+			e.Name, strings.Join(e.Tried, ", "))
+	}
 	return fmt.Sprintf("unknown config fragment %q (looked for %s); available fragments: %s",
 		e.Name, strings.Join(e.Tried, ", "), strings.Join(e.Known, ", "))
 }
