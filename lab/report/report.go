@@ -109,8 +109,11 @@ func ContainsCrash(log []byte) bool {
 }
 
 // Complete reports whether the first report starting in log has ended: an end marker
-// (end trace, panic line) or later unrelated output follows it. A live console watcher
-// calls it to know it holds the whole oops.
+// ("---[ end trace", a finished panic), the guest's shutdown, or a few lines of
+// unrelated output follow it. A live console watcher calls it to know it holds the whole
+// oops. Reports without an end marker (soft lockups, RCU stalls, hung tasks, bad page
+// state) are complete only once other output follows, so a watcher should also stop
+// waiting after a quiet spell.
 func Complete(log []byte) bool {
 	return complete(log)
 }
