@@ -145,6 +145,19 @@ func TestBuildDebian61(t *testing.T) {
 		t.Errorf("moved probe: compiled %d files, want 1 (mm/page-writeback.c)", r5.Compiled)
 	}
 	t.Logf("rebuild: %d CC, new delay: %d CC, moved probe: %d CC", r3.Compiled, r4.Compiled, r5.Compiled)
+
+	// A patch that breaks the build: the error names the file and the
+	// compiler's message, and counts as bad input (the patch's fault).
+	bad := filepath.Join(t.TempDir(), "break.patch")
+	os.WriteFile(bad, []byte("--- a/mm/page-writeback.c\n+++ b/mm/page-writeback.c\n@@ -1,3 +1,4 @@\n // SPDX-License-Identifier: GPL-2.0-only\n+#error reprolab: this patch breaks the build\n /*\n  * mm/page-writeback.c\n"), 0o644)
+	s6 := spec
+	s6.Patches = []string{bad}
+	_, err = Build(ctx, s6)
+	var be *BuildError
+	if !errors.As(err, &be) || be.Target != "mm/page-writeback.o" || !be.Edited || !IsBadInput(err) ||
+		!strings.Contains(err.Error(), "mm/page-writeback.c:2:2: error: #error reprolab: this patch breaks the build") {
+		t.Errorf("broken patch: %v", err)
+	}
 }
 
 // TestDroppedOptionReal asks the real 6.1 Kconfig for dm-crypt without the

@@ -53,7 +53,13 @@ func (b *builder) make(ctx context.Context, src, obj, logPath string, edited []s
 	if data, err := os.ReadFile(counts); err == nil {
 		json.Unmarshal(data, &known)
 	}
+	// Percent needs the number of files a full build compiles: the last full
+	// build of this config, else of any config of this kernel and arch.
+	approx := fmt.Sprintf("approx:%d.%d:%s", b.version.Major, b.version.Minor, b.spec.Arch)
 	b.prog.total = known[ck]
+	if b.prog.total == 0 {
+		b.prog.total = known[approx]
+	}
 
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -133,6 +139,9 @@ func (b *builder) make(ctx context.Context, src, obj, logPath string, edited []s
 	}
 	if compiled > 0 && known[ck] < compiled {
 		known[ck] = compiled
+		if compiled > known[approx]/2 {
+			known[approx] = compiled
+		}
 		if data, err := json.Marshal(known); err == nil {
 			writeFile(counts, data)
 		}
