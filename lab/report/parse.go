@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,6 +57,14 @@ var kinds = []oopsKind{
 var quick = []string{"BUG", "Unable to handle", "general protection", "corruption", "WARNING: ",
 	"LOCKUP", "INFO: ", "error: ", "opcode: ", "Internal error", "Kernel panic", "UBSAN: "}
 
+var quickBytes = func() [][]byte {
+	var b [][]byte
+	for _, q := range quick {
+		b = append(b, []byte(q))
+	}
+	return b
+}()
+
 func matchStart(text string) (int, []string) {
 	hit := false
 	for _, q := range quick {
@@ -110,6 +119,18 @@ func continues(open, next *oopsKind, sinceStart int) bool {
 }
 
 func findStart(log []byte, from int) (int, bool) {
+	// Most console chunks hold no start marker at all: a few vectorised substring
+	// searches settle that without cutting the chunk into lines.
+	hit := false
+	for _, q := range quickBytes {
+		if bytes.Contains(log[from:], q) {
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		return -1, false
+	}
 	lines := splitLines(log[from:])
 	timed := firstTimed(lines) < len(lines)
 	for i := range lines {
