@@ -82,7 +82,7 @@ func signature(r *Report) string {
 // SignatureFrames returns the function names that went into r's signature, for display.
 func (r *Report) SignatureFrames() []string {
 	var out []string
-	if r.Guilty < 0 {
+	if r.Guilty < 0 || r.Type == Panic {
 		return nil
 	}
 	for _, f := range r.Frames[r.Guilty:] {

@@ -21,7 +21,7 @@ func (r *Report) writeTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(&b, "CORRUPTED: %s\n", r.CorruptedReason)
 	}
 	if r.Arch != "" || r.Kernel != "" {
-		fmt.Fprintf(&b, "KERNEL: %s %s\n", r.Kernel, r.Arch)
+		fmt.Fprintf(&b, "KERNEL: %s\n", strings.TrimSpace(r.Kernel+" "+r.Arch))
 	}
 	if r.CPU >= 0 || r.PID >= 0 {
 		fmt.Fprintf(&b, "TASK: %s pid %d on CPU %d\n", r.Comm, r.PID, r.CPU)
