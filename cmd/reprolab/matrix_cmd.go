@@ -209,8 +209,9 @@ func matrixReportMain(args []string) int {
 	out := fs.String("out", "", "output folder (default <results>/matrix-<name>)")
 	formats := fs.String("format", "html,md,json,junit,kcidb", "formats: html, md, json, junit, kcidb; '-' as --out prints md to stdout")
 	validate := fs.Bool("validate", false, "check junit.xml against the JUnit XSD and kcidb.json against the KCIDB v5 schema")
+	resultsF := fs.String("results", "", "results directory holding the run folders (default: the folder given, or of the database file; needed with a postgres:// DSN)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: reprolab matrix report <results-dir|db-file|postgres://…> [--matrix NAME] [--out DIR] [--format LIST] [--validate]\n")
+		fmt.Fprint(fs.Output(), "usage: reprolab matrix report <results-dir|db-file|postgres://…> [--results DIR] [--matrix NAME] [--out DIR] [--format LIST] [--validate]\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -236,6 +237,9 @@ func matrixReportMain(args []string) int {
 	}
 	if strings.Contains(loc, "://") {
 		resultsDir = "results"
+	}
+	if *resultsF != "" {
+		resultsDir = *resultsF
 	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, loc)
