@@ -456,6 +456,9 @@ func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
 		lineFunc = sm[4]
 	}
 	r.Frames, r.Others = frames(ls, r)
+	if r.Arch == "" {
+		r.Arch = archOf(r.Frames)
+	}
 	if len(r.Frames) == 0 && !kind.noFrames {
 		r.Corrupted, r.CorruptedReason = true, "no stack trace"
 	}
@@ -497,6 +500,22 @@ func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
 	r.Title = title
 	r.Signature = signature(r)
 	return r
+}
+
+// archOf guesses the arch from arch-specific entry frames when no register dump said
+// it (panics, hung tasks and bad pages print only a stack).
+func archOf(fs []Frame) string {
+	for _, f := range fs {
+		switch {
+		case strings.HasPrefix(f.Func, "el0t_"), strings.HasPrefix(f.Func, "el1h_"), strings.HasPrefix(f.Func, "__arm64_sys_"),
+			f.Func == "invoke_syscall", f.Func == "__primary_switched", f.Func == "__secondary_switched", f.Func == "dump_backtrace":
+			return "arm64"
+		case strings.HasPrefix(f.Func, "entry_SYSCALL_64"), f.Func == "do_syscall_64", strings.HasPrefix(f.Func, "asm_exc_"),
+			strings.HasPrefix(f.Func, "asm_sysvec_"), strings.HasPrefix(f.Func, "__x64_sys_"), f.Func == "secondary_startup_64_no_verify":
+			return "x86_64"
+		}
+	}
+	return ""
 }
 
 // panicTitle names a bare panic by its message with numbers and addresses removed. The

@@ -152,6 +152,9 @@ func TestParse(t *testing.T) {
 					t.Errorf("report %d: frames %q, want %q", i, f, w.frames)
 				}
 				checkExtent(t, tc.log, r)
+				if want := archFromName(path); r.Arch != want {
+					t.Errorf("report %d: arch %q, want %q", i, r.Arch, want)
+				}
 				if i > 0 && r.Start < rs[i-1].End && !r.Corrupted && !rs[i-1].Corrupted {
 					t.Errorf("report %d starts at %d, inside report %d (ends %d)", i, r.Start, i-1, rs[i-1].End)
 				}
@@ -179,4 +182,13 @@ func checkExtent(t *testing.T, log []byte, r *Report) {
 	if r.Guilty >= 0 && !bytes.Contains(r.Text, []byte(r.Frames[r.Guilty].Func)) {
 		t.Errorf("guilty frame %q not in report text", r.Frames[r.Guilty].Func)
 	}
+}
+
+// archFromName: test files are named after the guest's arch (x86-*, arm64-*,
+// v4.11-x86_64-*, v4.11-arm64-*).
+func archFromName(path string) string {
+	if strings.Contains(filepath.Base(path), "arm64") {
+		return "arm64"
+	}
+	return "x86_64"
 }
