@@ -9,6 +9,10 @@
 #     CASES comma-separated rl.case steps (see init.sh): null, bug, warn, sysrq-c, ...
 #     CPU   pin the trigger to this CPU (taskset), to vary CPU numbers between runs
 #
+# KERNEL=path boots another kernel (a reprolab kbuild bzImage/Image, e.g. v4.11) instead
+# of Debian's; rlcrash.ko is then left out (it is built for Debian's 6.1), so only the
+# sysrq-* and hung-task-free steps apply.
+#
 # Needs: qemu-system-{x86_64,aarch64}, linux-headers-<ver>-amd64 (apt), and for arm64 the
 # arm64 headers unpacked under CACHE/debian/arm64hdr (see build_module) plus
 # gcc-aarch64-linux-gnu.
@@ -17,8 +21,9 @@ out=$1 arch=$2 name=$3 cases=$4 cpu=${5:-} secs=${6:-8}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${REPROLAB_CACHE:-$HOME/.cache/reprolab}
 deb=$cache/debian/$arch
-kernel=$(ls "$deb"/boot/vmlinuz-* | head -1)
-ver=${kernel##*/vmlinuz-}
+kernel=${KERNEL:-$(ls "$deb"/boot/vmlinuz-* | head -1)}
+ver=$(ls "$deb"/boot/vmlinuz-* | head -1)
+ver=${ver##*/vmlinuz-}
 work=$cache/report-gen/$arch
 mkdir -p "$work" "$out"
 
@@ -49,11 +54,11 @@ build_initramfs() {
 	if [ "$arch" = amd64 ]; then cp /bin/busybox "$r/bin/busybox"; else cp "$deb/bin/busybox" "$r/bin/busybox"; fi
 	ln -s busybox "$r/bin/sh"
 	cp "$here/init.sh" "$r/init" && chmod +x "$r/init"
-	cp "$work/rlcrash/rlcrash.ko" "$r/"
+	[ -n "${KERNEL:-}" ] || cp "$work/rlcrash/rlcrash.ko" "$r/"
 	(cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
 }
 
-build_module
+[ -n "${KERNEL:-}" ] || build_module
 build_initramfs
 append="nokaslr rl.case=$cases rl.secs=$secs panic=-1 ${cpu:+rl.cpu=$cpu}"
 if [ "$arch" = amd64 ]; then
