@@ -24,7 +24,7 @@ deb=$cache/debian/$arch
 kernel=${KERNEL:-$(ls "$deb"/boot/vmlinuz-* | head -1)}
 ver=$(ls "$deb"/boot/vmlinuz-* | head -1)
 ver=${ver##*/vmlinuz-}
-work=$cache/report-gen/$arch
+work=$cache/report-gen/$arch${KERNEL:+-kernel}
 mkdir -p "$work" "$out"
 
 build_module() {
