@@ -74,7 +74,8 @@ func BuildReport(ctx context.Context, st *store.Store, matrix, resultsDir string
 		rc := &render.Cell{Cell: c, Build: byBuild[c.BuildID], Runs: byCell[c.ID], Console: map[string]string{}, Reports: map[string]string{}}
 		var samples []stats.Sample
 		for _, r := range rc.Runs {
-			smp := stats.Sample{Outcome: r.Outcome, LoopSeconds: r.LoopSeconds, TimeToCrash: r.TimeToCrash, Reproduced: r.Reproduced}
+			smp := stats.Sample{Outcome: r.Outcome, LoopSeconds: r.LoopSeconds, TimeToCrash: r.TimeToCrash, Reproduced: r.Reproduced,
+				BeforeLoop: r.Outcome == stats.Crashed && r.CrashIteration == 0}
 			for _, cr := range r.Crashes {
 				smp.Crashes = append(smp.Crashes, stats.Signature{Signature: cr.Signature, Title: cr.Title})
 			}

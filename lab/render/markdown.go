@@ -124,6 +124,9 @@ func Markdown(w io.Writer, r *Report) error {
 			runs += fmt.Sprintf(" (%d infra)", c.Stats.InfraErrors)
 		}
 		crashed := fmt.Sprintf("%d", c.Stats.Crashes)
+		if c.Stats.SetupCrashes > 0 {
+			crashed += fmt.Sprintf(" (%d before the loop)", c.Stats.SetupCrashes)
+		}
 		if c.Stats.Hangs > 0 {
 			crashed += fmt.Sprintf(" +%d hung", c.Stats.Hangs)
 		}

@@ -32,6 +32,10 @@ type Sample struct {
 	TimeToCrash float64
 	// Reproduced says the crash matched a title the reproducer expects.
 	Reproduced bool
+	// BeforeLoop says the crash came during boot or setup, before the first iteration:
+	// it counts as a crash but not towards the loop rate (it had no loop time), and it
+	// has no time to crash.
+	BeforeLoop bool
 	// Crashes are the distinct crash reports of the run (a run can log several).
 	Crashes []Signature
 }
@@ -61,13 +65,16 @@ type Spread struct {
 
 // Cell is the summary of one matrix cell.
 type Cell struct {
-	Runs        int `json:"runs"` // every finished run, infra errors included
-	Crashes     int `json:"crashes"`
-	Reproduced  int `json:"reproduced"` // crashes whose title the reproducer expects
-	Hangs       int `json:"hangs"`
-	Survived    int `json:"survived"`
-	BootFailed  int `json:"boot_failed"`
-	InfraErrors int `json:"infra_errors"` // say nothing about the kernel; kept out of the rate
+	Runs    int `json:"runs"` // every finished run, infra errors included
+	Crashes int `json:"crashes"`
+	// SetupCrashes are crashes before the loop (during boot or setup); Rate counts only
+	// the others, per hour of looping, which keeps it an unbiased loop-phase rate.
+	SetupCrashes int `json:"setup_crashes"`
+	Reproduced   int `json:"reproduced"` // crashes whose title the reproducer expects
+	Hangs        int `json:"hangs"`
+	Survived     int `json:"survived"`
+	BootFailed   int `json:"boot_failed"`
+	InfraErrors  int `json:"infra_errors"` // say nothing about the kernel; kept out of the rate
 
 	LoopHours  float64 `json:"loop_hours"`
 	Confidence float64 `json:"confidence"` // of the interval, e.g. 0.95
@@ -112,7 +119,11 @@ func Summarize(samples []Sample, confidence float64) Cell {
 			if s.Reproduced {
 				c.Reproduced++
 			}
-			ttc = append(ttc, s.TimeToCrash)
+			if s.BeforeLoop {
+				c.SetupCrashes++
+			} else {
+				ttc = append(ttc, s.TimeToCrash)
+			}
 		case Hung:
 			c.Hangs++
 		case Survived:
@@ -137,7 +148,7 @@ func Summarize(samples []Sample, confidence float64) Cell {
 		}
 	}
 	c.LoopHours = exposure / 3600
-	c.Rate, c.RateLow, c.RateHigh = PoissonRate(c.Crashes, c.LoopHours, confidence)
+	c.Rate, c.RateLow, c.RateHigh = PoissonRate(c.Crashes-c.SetupCrashes, c.LoopHours, confidence)
 	c.TimeToCrash = Summary(ttc)
 	for _, k := range order {
 		c.Signatures = append(c.Signatures, *sigs[k])

@@ -99,6 +99,26 @@ func TestSeedVerdict(t *testing.T) {
 	}
 }
 
+// The seed bug often fires while the tmpfs is being filled, before the first dd: those
+// crashes count, but only loop crashes go into the per-loop-hour rate.
+func TestSetupCrashes(t *testing.T) {
+	c := Summarize([]Sample{
+		{Outcome: Crashed, BeforeLoop: true, Reproduced: true},
+		{Outcome: Crashed, LoopSeconds: 36, TimeToCrash: 36, Reproduced: true},
+		{Outcome: Survived, LoopSeconds: 324},
+	}, 0.95)
+	if c.Crashes != 2 || c.SetupCrashes != 1 || c.TimeToCrash.N != 1 || c.TimeToCrash.Median != 36 {
+		t.Fatalf("%+v", c)
+	}
+	if !near(c.Rate, 10, 1e-12) { // 1 loop crash in 360 s of looping
+		t.Fatalf("rate %v, want 10/h", c.Rate)
+	}
+	all := Summarize([]Sample{{Outcome: Crashed, BeforeLoop: true}}, 0.95)
+	if all.Known() || all.Crashes != 1 {
+		t.Fatalf("only setup crashes: %+v", all)
+	}
+}
+
 func TestNoExposure(t *testing.T) {
 	c := Summarize([]Sample{{Outcome: BootFailed}, {Outcome: InfraError}}, 0)
 	if c.Known() || c.BootFailed != 1 || c.InfraErrors != 1 || c.Confidence != 0.95 {
