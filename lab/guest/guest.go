@@ -37,6 +37,9 @@ var (
 // Client is an SSH connection to one guest's agent.
 type Client struct {
 	conn     *ssh.Client
+	interval time.Duration // keepalive timings, fixed at dial time
+	timeout  time.Duration
+	misses   int
 	done     chan struct{}
 	doneOnce sync.Once
 	mu       sync.Mutex
@@ -44,7 +47,9 @@ type Client struct {
 }
 
 // DialUnix connects to the QEMU chardev socket at path (retrying until it exists or ctx
-// ends), does the SSH handshake pinning hostKey, and starts the keepalive ticker.
+// ends), does the SSH handshake pinning hostKey, and starts the keepalive ticker. QEMU's
+// chardev serves one host connection at a time: while another Client is connected, a new
+// DialUnix waits (until ctx ends) for it to close.
 func DialUnix(ctx context.Context, path string, hostKey ssh.PublicKey, signer ssh.Signer) (*Client, error) {
 	if hostKey == nil || signer == nil {
 		return nil, errors.New("guest: DialUnix needs the guest's host key and a client key")
@@ -99,7 +104,8 @@ func DialUnix(ctx context.Context, path string, hostKey ssh.PublicKey, signer ss
 		return nil, fmt.Errorf("guest: SSH handshake over %s: %w", path, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &Client{conn: ssh.NewClient(sc, chans, reqs), done: make(chan struct{})}
+	c := &Client{conn: ssh.NewClient(sc, chans, reqs), done: make(chan struct{}),
+		interval: keepaliveInterval, timeout: keepaliveTimeout, misses: keepaliveMisses}
 	go func() {
 		err := c.conn.Wait()
 		c.lost(fmt.Errorf("connection closed: %v", err))
@@ -119,7 +125,7 @@ func (c *Client) lost(cause error) {
 }
 
 func (c *Client) keepalive() {
-	t := time.NewTicker(keepaliveInterval)
+	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	misses := 0
 	for {
@@ -140,9 +146,9 @@ func (c *Client) keepalive() {
 				return
 			}
 			misses = 0
-		case <-time.After(keepaliveTimeout):
+		case <-time.After(c.timeout):
 			misses++
-			if misses >= keepaliveMisses {
+			if misses >= c.misses {
 				c.lost(fmt.Errorf("%d keepalives unanswered", misses))
 				return
 			}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -254,6 +255,58 @@ func exercise(t *testing.T, b *booted, modules bool) {
 		if !strings.Contains(errOut, `no disk with serial "nosuch"`) {
 			t.Errorf("stderr %q does not name the missing disk", errOut)
 		}
+	})
+
+	t.Run("helpers and reaping", func(t *testing.T) {
+		out, _ := b.run(t, "reprolab-agent resolve serial:data", 0)
+		if !regexp.MustCompile(`^/dev/vd[a-z]\n$`).MatchString(out) {
+			t.Errorf("resolve serial:data = %q", out)
+		}
+		out, _ = b.run(t, "reprolab-agent info", 0)
+		if !strings.HasPrefix(out, "kernel: ") || !strings.Contains(out, "/proc/swaps:") {
+			t.Errorf("info = %q", out)
+		}
+		// An orphan (the subshell exits, its child is reparented to PID 1) must be reaped.
+		out, _ = b.run(t, "(sleep 0.5 &); sleep 2; cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l", 0)
+		if strings.TrimSpace(out) != "0" {
+			t.Errorf("zombies left: %s", out)
+		}
+	})
+
+	t.Run("hung guest", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// QEMU's chardev serves one connection at a time: the old client must go first.
+		b.client.Close()
+		// Shorter keepalive timings for the next client only (a Client keeps its own).
+		oi, ot, om := keepaliveInterval, keepaliveTimeout, keepaliveMisses
+		keepaliveInterval, keepaliveTimeout, keepaliveMisses = time.Second, 2*time.Second, 2
+		c, err := b.dial(ctx)
+		keepaliveInterval, keepaliveTimeout, keepaliveMisses = oi, ot, om
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Freeze QEMU: the socket stays open but nothing answers, as with a hung kernel.
+		pid := b.vm.cmd.Process.Pid
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = c.Run(ctx, "sleep 100", nil, nil)
+		syscall.Kill(pid, syscall.SIGCONT)
+		if !errors.Is(err, ErrConnectionLost) {
+			t.Fatalf("Run on a frozen guest: %v, want ErrConnectionLost", err)
+		}
+		t.Logf("frozen guest detected after %.1fs: %v", time.Since(start).Seconds(), err)
+		// Once thawed, a new connection must work again.
+		c2, err := b.dial(ctx)
+		if err != nil {
+			t.Fatalf("dial after thaw: %v", err)
+		}
+		b.client = c2
+		outer.Cleanup(func() { c2.Close() })
+		b.run(t, "true", 0)
 	})
 
 	t.Run("guest crash", func(t *testing.T) {
