@@ -199,7 +199,10 @@ func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) 
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	s.Stdout, s.Stderr = stdout, stderr
+	// The ssh package copies stdout and stderr from two goroutines; callers often pass one
+	// writer for both (a log file), so writes are serialized.
+	var mu sync.Mutex
+	s.Stdout, s.Stderr = &lockedWriter{mu: &mu, w: stdout}, &lockedWriter{mu: &mu, w: stderr}
 	if err := s.Start(cmd); err != nil {
 		if c.isLost() {
 			return -1, c.lostErr()
@@ -262,4 +265,15 @@ func NewKey() (ssh.Signer, error) {
 		return nil, err
 	}
 	return ssh.NewSignerFromKey(priv)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
