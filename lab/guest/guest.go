@@ -8,6 +8,7 @@
 package guest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -15,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,6 +183,25 @@ func (c *Client) Close() error {
 // errors.Is(err, ErrConnectionLost). Cancelling ctx closes the session, which makes the
 // agent kill the command's process group.
 func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) (int, error) {
+	return c.run(ctx, cmd, nil, stdout, stderr)
+}
+
+// Upload writes r to the file dst in the guest with mode perm (through "cat", so it needs
+// no extra protocol), replacing any file there.
+func (c *Client) Upload(ctx context.Context, dst string, r io.Reader, perm os.FileMode) error {
+	q := "'" + strings.ReplaceAll(dst, "'", `'\''`) + "'"
+	var errb bytes.Buffer
+	code, err := c.run(ctx, fmt.Sprintf("cat > %s.part && chmod %o %s.part && mv %s.part %s", q, perm.Perm(), q, q, q), r, io.Discard, &errb)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("guest: upload to %s: exit %d: %s", dst, code, strings.TrimSpace(errb.String()))
+	}
+	return nil
+}
+
+func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	select {
 	case <-c.done:
 		return -1, c.lostErr()
@@ -203,6 +225,7 @@ func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) 
 	// writer for both (a log file), so writes are serialized.
 	var mu sync.Mutex
 	s.Stdout, s.Stderr = &lockedWriter{mu: &mu, w: stdout}, &lockedWriter{mu: &mu, w: stderr}
+	s.Stdin = stdin // nil: the command reads end-of-file
 	if err := s.Start(cmd); err != nil {
 		if c.isLost() {
 			return -1, c.lostErr()

@@ -3,6 +3,7 @@ package guest
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"os"
@@ -270,6 +271,29 @@ func exercise(t *testing.T, b *booted, modules bool) {
 		out, _ = b.run(t, "(sleep 0.5 &); sleep 2; cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l", 0)
 		if strings.TrimSpace(out) != "0" {
 			t.Errorf("zombies left: %s", out)
+		}
+	})
+
+	t.Run("upload", func(t *testing.T) {
+		data := make([]byte, 3<<20+17)
+		for i := range data {
+			data[i] = byte(i * 7 % 251)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		start := time.Now()
+		if err := b.client.Upload(ctx, "/tmp/it's here", bytes.NewReader(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		d := time.Since(start)
+		out, _ := b.run(t, "md5sum < \"/tmp/it's here\"; stat -c %a \"/tmp/it's here\"", 0)
+		want := fmt.Sprintf("%x  -\n755\n", md5.Sum(data))
+		if out != want {
+			t.Errorf("uploaded file: %q, want %q", out, want)
+		}
+		t.Logf("upload of %d KiB took %.2fs", len(data)>>10, d.Seconds())
+		if err := b.client.Upload(ctx, "/nonexistent/dir/f", bytes.NewReader(data[:10]), 0o644); err == nil {
+			t.Error("upload into a missing directory succeeded")
 		}
 	})
 
