@@ -320,7 +320,12 @@ func killResume(t *testing.T, full map[string]cellCount) {
 	bin := buildCLI(t)
 	results := t.TempDir()
 	args := []string{"matrix", "reproducers/ci-smoke", "--results", results, "--jobs", "2", "--only", "arch=x86_64"}
-	killAt := []string{"boot: x86_64", "runs, ", "crash: kernel panic"}
+	// SIGKILL while guests boot, right after a run finished, right after a crash was
+	// seen; then Ctrl-C (SIGINT) while guests boot, which must stop cleanly with 130.
+	killAt := []struct {
+		after string
+		sig   syscall.Signal
+	}{{"boot: x86_64", syscall.SIGKILL}, {"runs, ", syscall.SIGKILL}, {"crash: kernel panic", syscall.SIGKILL}, {"boot: x86_64", syscall.SIGINT}}
 	redone := 0
 	for i := 0; ; i++ {
 		cmd := exec.Command(bin, args...)
@@ -343,11 +348,16 @@ func killResume(t *testing.T, full map[string]cellCount) {
 				n, _ := strconv.Atoi(m[2])
 				redone += n
 			}
-			if i < len(killAt) && !killed && strings.Contains(line, killAt[i]) {
-				children := childPids(cmd.Process.Pid)
-				cmd.Process.Signal(syscall.SIGKILL)
+			if i < len(killAt) && !killed && strings.Contains(line, killAt[i].after) {
+				// Let the guest start, so the kill has a QEMU child to orphan.
+				var children []int
+				for wait := 0; wait < 20 && len(children) == 0; wait++ {
+					time.Sleep(100 * time.Millisecond)
+					children = childPids(cmd.Process.Pid)
+				}
+				cmd.Process.Signal(killAt[i].sig)
 				killed = true
-				t.Logf("invocation %d: SIGKILL after %q (children %v)", i+1, line, children)
+				t.Logf("invocation %d: %v after %q (children %v)", i+1, killAt[i].sig, line, children)
 				defer checkGone(t, children)
 			}
 		}
@@ -359,7 +369,17 @@ func killResume(t *testing.T, full map[string]cellCount) {
 			break
 		}
 		if !killed {
-			t.Logf("invocation %d finished before reaching %q", i+1, killAt[i])
+			t.Logf("invocation %d finished before reaching %q", i+1, killAt[i].after)
+		} else if killAt[i].sig == syscall.SIGINT {
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != 130 || !strings.Contains(log.String(), "run the same command again to resume") {
+				t.Errorf("Ctrl-C: exit %d (want 130 and a resume hint):\n%s", code, log.String())
+			}
+			// A graceful stop discards its own interrupted runs: nothing is left running.
+			counts(t, results)
 		}
 		if i > len(killAt)+2 {
 			t.Fatal("matrix never completed")
