@@ -27,7 +27,7 @@ type bootTarget struct {
 	modulesDir string // "" for kernels with everything built in
 }
 
-func debianTarget(t *testing.T, arch string) bootTarget {
+func debianTarget(t testing.TB, arch string) bootTarget {
 	debArch := map[string]string{"x86_64": "amd64", "arm64": "arm64"}[arch]
 	base := filepath.Join(image.DefaultCacheDir(), "debian", debArch)
 	kernels, _ := filepath.Glob(filepath.Join(base, "boot", "vmlinuz-*"))
@@ -38,7 +38,7 @@ func debianTarget(t *testing.T, arch string) bootTarget {
 	return bootTarget{name: "debian-" + debArch, arch: arch, kernel: kernels[0], modulesDir: mods[0]}
 }
 
-func requireQEMU(t *testing.T, arch string) {
+func requireQEMU(t testing.TB, arch string) {
 	if _, err := exec.LookPath(qemuBinary(arch)); err != nil {
 		t.Skipf("%s not installed (apt-get install qemu-system-x86 qemu-system-arm)", qemuBinary(arch))
 	}
@@ -54,7 +54,7 @@ type booted struct {
 	started time.Time
 }
 
-func boot(t *testing.T, bt bootTarget) *booted {
+func boot(t testing.TB, bt bootTarget) *booted {
 	t.Helper()
 	requireQEMU(t, bt.arch)
 	ctx := context.Background()
@@ -102,7 +102,7 @@ func boot(t *testing.T, bt bootTarget) *booted {
 }
 
 // run runs cmd and fails the test unless it exits with want.
-func (b *booted) run(t *testing.T, cmd string, want int) (string, string) {
+func (b *booted) run(t testing.TB, cmd string, want int) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -39,7 +39,7 @@ func qemuBinary(arch string) string {
 	return "qemu-system-x86_64"
 }
 
-func startVM(t *testing.T, runDir string, c testVMConfig) *testVM {
+func startVM(t testing.TB, runDir string, c testVMConfig) *testVM {
 	t.Helper()
 	vm := &testVM{
 		console: filepath.Join(runDir, "console.log"),
