@@ -246,7 +246,18 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 
 	// Runs.
-	p := &progress{say: say, total: sum.Planned, done: sum.Kept, start: time.Now(), jobs: o.Jobs, todo: len(queue)}
+	p := &progress{say: say, total: sum.Planned, done: sum.Kept, start: time.Now(), jobs: o.Jobs, todo: len(queue),
+		cells: len(cells), perCell: runs, cellRuns: map[string]int{}}
+	for _, c := range cells {
+		for k := 1; k <= runs; k++ {
+			if done[s.RunID(c, k)] {
+				p.cellRuns[c.ID()]++
+			}
+		}
+		if p.cellRuns[c.ID()] >= runs {
+			p.cellsDone++
+		}
+	}
 	for _, r := range prev {
 		if r.State == store.Finished && r.Outcome == string(repro.Crashed) {
 			p.crashes++
@@ -448,13 +459,16 @@ func (o *Options) runOne(ctx context.Context, j job, kf *kernelFiles) (*repro.Re
 
 // progress reports the whole matrix: runs done/total, crashes so far, ETA.
 type progress struct {
-	mu                    sync.Mutex
-	say                   func(string, ...any)
-	total, done, todo     int
-	ran, crashes, skipped int
-	wall                  time.Duration
-	start                 time.Time
-	jobs                  int
+	mu                sync.Mutex
+	say               func(string, ...any)
+	total, done, todo int
+	ran, crashes      int
+	skipped           int
+	start             time.Time
+	jobs              int
+	cells, cellsDone  int
+	perCell           int
+	cellRuns          map[string]int
 }
 
 func (p *progress) skip() {
@@ -472,6 +486,10 @@ func (p *progress) finished(j job, r *repro.Result) {
 	if r.Outcome == repro.Crashed {
 		p.crashes++
 	}
+	p.cellRuns[j.cell.ID()]++
+	if p.cellRuns[j.cell.ID()] == p.perCell {
+		p.cellsDone++
+	}
 	left := p.todo - p.ran - p.skipped
 	eta := "?"
 	if p.ran > 0 {
@@ -483,7 +501,7 @@ func (p *progress) finished(j job, r *repro.Result) {
 	if len(r.Crashes) > 0 {
 		what += ": " + r.Crashes[0].Title
 	}
-	p.say("[%d/%d runs, %d crashed so far, ETA %s] %s %s", p.done, p.total, p.crashes, eta, j.id, what)
+	p.say("[%d/%d cells, %d/%d runs, %d crashed so far, ETA %s] %s %s", p.cellsDone, p.cells, p.done, p.total, p.crashes, eta, j.id, what)
 }
 
 // prefixWriter prefixes each line written to w (run progress from parallel guests).
