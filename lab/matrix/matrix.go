@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/reprolab/reprolab/lab/kbuild"
@@ -138,6 +139,14 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := os.MkdirAll(o.ResultsDir, 0o755); err != nil {
 		return nil, bad("results dir %s: %v", o.ResultsDir, err)
 	}
+	// One invocation per matrix and results directory: a second one would take the
+	// first one's running runs for interrupted ones and discard them. The kernel drops
+	// the lock when its holder dies, even by SIGKILL, so a resume never finds it stale.
+	lock, err := lockMatrix(o.ResultsDir, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	sum := &Summary{Cells: len(cells), Planned: len(cells) * runs}
 	say := func(format string, a ...any) {
 		fmt.Fprintf(o.Progress, "matrix %s: %s\n", s.Name, fmt.Sprintf(format, a...))
@@ -532,4 +541,23 @@ func (p *prefixed) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// lockMatrix takes an exclusive, non-blocking flock on <results>/.matrix-<name>.lock.
+func lockMatrix(results, name string) (*os.File, error) {
+	path := filepath.Join(results, ".matrix-"+name+".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("matrix lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		return nil, bad("matrix %s is already running on %s (%s): wait for it or stop it; a second invocation would discard its runs in progress",
+			name, results, strings.TrimSpace(string(holder)))
+	}
+	_ = f.Truncate(0)
+	host, _ := os.Hostname()
+	fmt.Fprintf(f, "pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
+	return f, nil
 }

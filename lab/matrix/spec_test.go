@@ -147,3 +147,25 @@ func TestOnlyAndPrebuiltChecks(t *testing.T) {
 		t.Fatalf("missing prebuilt: %v", err)
 	}
 }
+
+func TestOneInvocationPerMatrix(t *testing.T) {
+	dir := t.TempDir()
+	first, err := lockMatrix(dir, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockMatrix(dir, "m"); err == nil || !strings.Contains(err.Error(), "already running") || !strings.Contains(err.Error(), "pid ") {
+		t.Fatalf("second lock: %v", err)
+	}
+	if other, err := lockMatrix(dir, "other"); err != nil {
+		t.Fatalf("another matrix: %v", err)
+	} else {
+		other.Close()
+	}
+	first.Close()
+	again, err := lockMatrix(dir, "m")
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again.Close()
+}
