@@ -1,4 +1,10 @@
 /*
+Package matrix runs a reproducer over a matrix of arches, kernels, configs, probe delays,
+patch sets and command lines, unattended and resumable: each distinct kernel is built
+once, cells run in parallel within the host's CPU and memory, every run is recorded in
+the results database before it boots and counted only once its evidence is on disk, and
+a second invocation after Ctrl-C, SIGKILL or a reboot redoes exactly what is missing.
+
 A matrix spec (YAML, unknown keys are errors):
 
 	name: memcg-writeback-null        # names result folders and run IDs

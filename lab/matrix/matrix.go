@@ -1,8 +1,3 @@
-// Package matrix runs a reproducer over a matrix of arches, kernels, configs, probe delays,
-// patch sets and command lines, unattended and resumable: each distinct kernel is built
-// once, cells run in parallel within the host's CPU and memory, every run is recorded in
-// the results database before it boots and counted only once its evidence is on disk, and
-// a second invocation after Ctrl-C, SIGKILL or a reboot redoes exactly what is missing.
 package matrix
 
 import (
