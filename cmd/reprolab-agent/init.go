@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +35,13 @@ func runInit() {
 	}
 	_ = unix.Sethostname([]byte("reprolab"))
 	seedEntropy(randomSeed)
-	n, failed := loadModules(modulesList)
-	logf("init: loaded %d modules (%d failed) in %v", n, failed, time.Since(start).Round(time.Millisecond))
+	mstart := time.Now()
+	n, failed, slowest, slowestTime := loadModules(modulesList)
+	if n+failed > 0 {
+		logf("init: loaded %d modules (%d failed) in %v, slowest %s %v", n, failed,
+			time.Since(mstart).Round(time.Millisecond), filepath.Base(slowest), slowestTime.Round(time.Millisecond))
+	}
+	logf("init: done in %v", time.Since(start).Round(time.Millisecond))
 	supervise()
 }
 
@@ -92,13 +98,13 @@ func seedEntropy(path string) {
 // loadModules loads every module listed in path. A module already present (built in, or
 // loaded as a dependency) is fine; anything else is reported loudly but does not stop the
 // boot, so the host can still connect and see what is missing.
-func loadModules(path string) (loaded, failed int) {
+func loadModules(path string) (loaded, failed int, slowest string, slowestTime time.Duration) {
 	f, err := os.Open(path)
 	if err != nil {
 		if !os.IsNotExist(err) {
 			logErr("init: %v", err)
 		}
-		return 0, 0
+		return
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -107,14 +113,19 @@ func loadModules(path string) (loaded, failed int) {
 		if p == "" || strings.HasPrefix(p, "#") {
 			continue
 		}
-		if err := loadModule(p); err != nil {
+		t := time.Now()
+		err := loadModule(p)
+		if d := time.Since(t); d > slowestTime {
+			slowest, slowestTime = p, d
+		}
+		if err != nil {
 			failed++
 			logErr("init: MODULE LOAD FAILED: %s: %v", p, err)
 			continue
 		}
 		loaded++
 	}
-	return loaded, failed
+	return loaded, failed, slowest, slowestTime
 }
 
 func loadModule(path string) error {
