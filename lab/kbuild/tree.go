@@ -219,7 +219,11 @@ func (b *builder) configure(ctx context.Context, src, obj string) error {
 		if err != nil {
 			return err
 		}
-		merged := kconfig.Merge(base, b.options)
+		sib, err := kconfig.ChoiceSiblings(b.options, src, b.ai.karch)
+		if err != nil {
+			return fmt.Errorf("reading Kconfig: %w", err)
+		}
+		merged := kconfig.Merge(base, append(append([]kconfig.Option{}, b.options...), sib...))
 		if err := os.WriteFile(filepath.Join(obj, "reprolab-merged.config"), merged, 0o644); err != nil {
 			return err
 		}

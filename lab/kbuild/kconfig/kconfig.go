@@ -298,3 +298,38 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
+
+// ChoiceSiblings returns "is not set" options for the other members of every
+// choice in which opts set a member to y, unless opts set them too: a base
+// config (tinyconfig picks the guess unwinder, SLOB, -Os) holds its own
+// member at y, and Kconfig resolves two set members its own way.
+func ChoiceSiblings(opts []Option, srcTree, karch string) ([]Option, error) {
+	asked := map[string]bool{}
+	var ys []string
+	for _, o := range opts {
+		asked[o.Name] = true
+		if o.Value == "y" {
+			ys = append(ys, o.Name)
+		}
+	}
+	defs, err := FindDefinitions(srcTree, karch, ys)
+	if err != nil {
+		return nil, err
+	}
+	var out []Option
+	seen := map[string]bool{}
+	for _, o := range opts {
+		for _, d := range defs[o.Name] {
+			if o.Value != "y" || !d.InChoice {
+				continue
+			}
+			for _, m := range d.ChoiceMembers {
+				if !asked[m] && !seen[m] {
+					seen[m] = true
+					out = append(out, Option{Name: m, Value: "n", File: "(choice sibling of CONFIG_" + o.Name + ")", Optional: true})
+				}
+			}
+		}
+	}
+	return out, nil
+}

@@ -187,6 +187,8 @@ choice
 	prompt "unwinder"
 config E
 	bool "e"
+config F
+	bool "f"
 endchoice
 `), 0o644)
 	defs, err := FindDefinitions(tree, "x86", []string{"A", "D", "E"})
@@ -203,7 +205,26 @@ endchoice
 	if strings.Join(a, ";") != "OUTER (enclosing menu);B" || strings.Join(d, ";") != "OUTER (enclosing menu);C (enclosing if)" {
 		t.Errorf("A: %v, D: %v", a, d)
 	}
-	if !defs["E"][0].InChoice || defs["A"][0].InChoice {
+	if !defs["E"][0].InChoice || defs["A"][0].InChoice || strings.Join(defs["E"][0].ChoiceMembers, " ") != "E F" {
 		t.Errorf("choice membership: %+v", defs)
+	}
+}
+
+// On v4.11's real init/Kconfig, asking for SLUB unsets the allocator
+// choice's other members (tinyconfig leaves SLOB=y).
+func TestChoiceSiblingsReal(t *testing.T) {
+	kc, err := exec.Command("git", "-C", "/work/.mirror/HCLS+linux-4.11/repo", "show", "93c10f52:init/Kconfig").Output()
+	if err != nil {
+		t.Skip("v4.11 tree not available")
+	}
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "init"), 0o755)
+	os.WriteFile(filepath.Join(tree, "init/Kconfig"), kc, 0o644)
+	sib, err := ChoiceSiblings([]Option{{Name: "SLUB", Value: "y"}, {Name: "SLAB", Value: "n"}, {Name: "MEMCG", Value: "y"}}, tree, "x86")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sib) != 1 || sib[0].Name != "SLOB" || sib[0].Value != "n" || !sib[0].Optional {
+		t.Errorf("siblings %+v", sib)
 	}
 }

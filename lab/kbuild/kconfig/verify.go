@@ -113,6 +113,8 @@ type Definition struct {
 	DependsOn []Dependency
 	// InChoice: a member of a choice; setting it needs the base's member unset.
 	InChoice bool
+	// ChoiceMembers are all the members of that choice.
+	ChoiceMembers []string
 }
 
 // Dependency is one dependency expression: the entry's own `depends on`, or
@@ -180,6 +182,12 @@ func scanKconfig(path, rel string, want map[string]bool, out map[string][]Defini
 	var stack []scope
 	var cur *Definition // the entry being read, nil when not a wanted one
 	choice := 0         // depth of choice blocks
+	type ref struct {
+		sym string
+		i   int
+	}
+	var members []string // of the innermost open choice
+	var wanted []ref     // wanted definitions inside it
 	inMenuHeader := false
 	helpIndent := -1 // inside help text: its keyword's indentation
 	sc := bufio.NewScanner(f)
@@ -206,9 +214,21 @@ func scanKconfig(path, rel string, want map[string]bool, out map[string][]Defini
 		switch kw {
 		case "choice":
 			choice++
+			members, wanted = nil, nil
 		case "endchoice":
 			if choice > 0 {
 				choice--
+			}
+			for _, r := range wanted {
+				out[r.sym][r.i].ChoiceMembers = members
+			}
+			members, wanted = nil, nil
+		case "config", "menuconfig":
+			if choice > 0 {
+				members = append(members, rest)
+				if want[rest] {
+					wanted = append(wanted, ref{rest, len(out[rest])})
+				}
 			}
 		}
 		switch kw {
