@@ -191,7 +191,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 
 	tree := filepath.Join(kb, "tree", treeKey[:20])
 	var res *Result
-	err = withLock(ctx, tree+".lock", func() error {
+	err = withLockNote(ctx, tree+".lock", func() { b.prog.phase("waiting", "another build holds this work tree") }, func() error {
 		var err error
 		res, err = b.buildTree(ctx, pristine, tree, out, buildKey)
 		return err
@@ -348,6 +348,11 @@ func (b *builder) result(out, key string, compiled int) *Result {
 // withLock runs f holding an exclusive flock on path (other reprolab
 // processes building the same thing wait instead of racing).
 func withLock(ctx context.Context, path string, f func() error) error {
+	return withLockNote(ctx, path, nil, f)
+}
+
+// withLockNote is withLock that calls wait once if it has to wait.
+func withLockNote(ctx context.Context, path string, wait func(), f func() error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -360,6 +365,10 @@ func withLock(ctx context.Context, path string, f func() error) error {
 		err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
 			break
+		}
+		if wait != nil {
+			wait()
+			wait = nil
 		}
 		select {
 		case <-ctx.Done():

@@ -66,7 +66,8 @@ func (b *builder) buildTree(ctx context.Context, pristine, tree, out, key string
 	t = time.Now()
 	logPath := filepath.Join(tree, "build.log")
 	compiled := 0
-	err = withLock(ctx, filepath.Join(b.spec.CacheDir, "kbuild", "make.lock"), func() error {
+	// One kernel build at a time per cache: the 2 cores are shared.
+	err = withLockNote(ctx, filepath.Join(b.spec.CacheDir, "kbuild", "make.lock"), func() { b.prog.phase("waiting", "another kernel build is running") }, func() error {
 		b.prog.phase("compile", fmt.Sprintf("%d edited file(s) since this tree's last build", changed))
 		var err error
 		compiled, err = b.make(ctx, src, obj, logPath, touched)
