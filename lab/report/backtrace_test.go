@@ -62,6 +62,7 @@ func TestCPUBacktraces(t *testing.T) {
 	}{
 		{"x86-sysrq-l", []string{"0 sh __handle_sysrq", "1  native_safe_halt"}},
 		{"arm64-sysrq-l", []string{"0  sysrq_handle_showallcpus", "1  "}},
+		{"v4.11-x86-sysrq-l", []string{"0 sh sysrq_handle_showallcpus", "1 swapper/1 amd_e400_idle"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,6 +103,57 @@ func TestSymbolizeModule(t *testing.T) {
 	if g.Func != "rl_warn" || !strings.HasSuffix(g.File, "rlcrash.c") || g.Line != warnLine {
 		t.Errorf("guilty frame %s at %s:%d, want rl_warn at rlcrash.c:%d", g.Func, g.File, g.Line, warnLine)
 	}
+}
+
+// TestSymbolizeV411 resolves a v4.11 oops against the vmlinux lab/kbuild built for it
+// (skipped when the kbuild cache holds no v4.11 x86_64 build).
+func TestSymbolizeV411(t *testing.T) {
+	vmlinux := kbuildVmlinux(t, "4.11.0", "x86_64")
+	tc := readCase(t, "testdata/linux/v4.11-x86-sysrq-c.txt")
+	r := Parse(tc.log)[0]
+	s, err := NewSymbolizer(vmlinux, r.Arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Symbolize(r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"sysrq_handle_crash": "drivers/tty/sysrq.c", "write_sysrq_trigger": "drivers/tty/sysrq.c", "proc_reg_write": "fs/proc/inode.c"}
+	for _, f := range r.Frames {
+		if file, ok := want[f.Func]; ok {
+			if !strings.HasSuffix(f.File, file) || f.Line <= 0 {
+				t.Errorf("%s at %s:%d, want %s", f.Func, f.File, f.Line, file)
+			}
+			delete(want, f.Func)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("frames not found: %v", want)
+	}
+}
+
+// kbuildVmlinux finds a vmlinux built by lab/kbuild for version and arch in the cache.
+func kbuildVmlinux(t *testing.T, version, arch string) string {
+	metas, _ := filepath.Glob(filepath.Join(cacheDir(), "kbuild/out/*/metadata.json"))
+	for _, m := range metas {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		var meta struct {
+			Arch          string `json:"arch"`
+			KernelVersion string `json:"kernel_version"`
+		}
+		if json.Unmarshal(data, &meta) == nil && meta.Arch == arch && meta.KernelVersion == version {
+			p := filepath.Join(filepath.Dir(m), "vmlinux")
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	t.Skipf("no lab/kbuild %s %s build with vmlinux in %s", version, arch, cacheDir())
+	return ""
 }
 
 func TestNewSymbolizerBadInput(t *testing.T) {
