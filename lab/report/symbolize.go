@@ -327,7 +327,7 @@ func (s *Symbolizer) Symbolize(r *Report) error {
 			break
 		}
 		for _, l := range locs[:len(locs)-1] {
-			out = append(out, Frame{Func: l.fn, File: l.file, Line: l.line, Inlined: true, Module: f.Module})
+			out = append(out, Frame{Func: l.fn, File: l.file, Line: l.line, Inlined: true, Module: f.Module, Unreliable: f.Unreliable})
 		}
 		last := locs[len(locs)-1]
 		f.File, f.Line = last.file, last.line
