@@ -65,7 +65,7 @@ func matrixMain(args []string) int {
 	accelF := fs.String("accel", "auto", "auto, kvm or tcg")
 	dry := fs.Bool("dry-run", false, "list the cells and their kernel command lines, run nothing")
 	var kernels, only multiFlag
-	fs.Var(&kernels, "kernel", "override a kernel axis entry: NAME=git:/path@ref | dir:/path | tarball:/f.tar.xz[#sha256] | url:URL#sha256 | debian:PKG | prebuilt:ARCH=/image[,modules=DIR] (repeatable)")
+	fs.Var(&kernels, "kernel", "override a kernel axis entry: NAME=git:/path@ref[,exclude=PATH] | dir:/path | tarball:/f.tar.xz[#sha256] | url:URL#sha256 | debian:PKG | prebuilt:ARCH=/image[,modules=DIR] (repeatable)")
 	fs.Var(&only, "only", "run only cells matching axis=value[,axis=value] (repeatable; all must match)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), matrixUsage+"\nflags:\n")

@@ -330,7 +330,7 @@ func contains(l []string, x string) bool {
 }
 
 // OverrideKernel replaces a kernel's source from a command-line value NAME=SOURCE where
-// SOURCE is git:/path@ref, dir:/path, tarball:/path[#sha256], url:https://…#sha256,
+// SOURCE is git:/path@ref[,exclude=PATH…], dir:/path, tarball:/path[#sha256], url:https://…#sha256,
 // debian:linux-source-6.1 or prebuilt:ARCH=/image[,modules=/dir][,vmlinux=/file] (several
 // prebuilt: values for one kernel add arches).
 func (s *Spec) OverrideKernel(arg string) error {
@@ -359,7 +359,17 @@ func (s *Spec) OverrideKernel(arg string) error {
 		if !ok || ref == "" {
 			return bad("--kernel %s: git needs a ref: git:/path/to/linux@v4.11", arg)
 		}
-		src.Git, src.Ref = abs(repo), ref
+		// ,exclude=PATH (repeatable) leaves folders out of `git archive`, e.g. a
+		// snapshot that lacks large files.
+		parts := strings.Split(ref, ",")
+		src.Git, src.Ref = abs(repo), parts[0]
+		for _, p := range parts[1:] {
+			k, v, _ := strings.Cut(p, "=")
+			if k != "exclude" || v == "" {
+				return bad("--kernel %s: after the ref only exclude=PATH options may follow", arg)
+			}
+			src.Exclude = append(src.Exclude, v)
+		}
 	case "dir":
 		src.Dir = abs(rest)
 	case "tarball":

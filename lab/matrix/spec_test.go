@@ -88,6 +88,11 @@ func TestOverrideKernel(t *testing.T) {
 			k := s.Axes.Kernel[0].Source
 			return k.Git == dir && k.Ref == "v4.11" && k.KernelOrg == ""
 		}},
+		{arg: "v4.13=git:" + dir + "@abc123,exclude=drivers/gpu/drm/amd/include/asic_reg", check: func(s *Spec) bool {
+			k := s.Axes.Kernel[1].Source
+			return k.Ref == "abc123" && len(k.Exclude) == 1 && k.Exclude[0] == "drivers/gpu/drm/amd/include/asic_reg"
+		}},
+		{arg: "v4.13=git:" + dir + "@abc,colour=red", want: "only exclude=PATH"},
 		{arg: "v4.13=dir:" + dir, check: func(s *Spec) bool { return s.Axes.Kernel[1].Source.Dir == dir }},
 		{arg: "v4.11=tarball:/t/linux.tar.xz#abc", check: func(s *Spec) bool {
 			k := s.Axes.Kernel[0].Source
