@@ -53,3 +53,26 @@ func BenchmarkSymbolize(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(frames)), "frames/report")
 }
+
+// BenchmarkSymbolizeCold: a fresh symbolizer for one report, as `reprolab report
+// -vmlinux` pays it once: reading vmlinux's symbol table and llvm-symbolizer loading
+// DWARF on its first query.
+func BenchmarkSymbolizeCold(b *testing.B) {
+	tc := readCase(b, "testdata/linux/x86-paging.txt")
+	r := Parse(tc.log)[0]
+	vmlinux := vmlinuxFor(b, r)
+	frames := r.Frames
+	for i := 0; i < b.N; i++ {
+		s, err := NewSymbolizer(vmlinux, r.Arch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Frames = append([]Frame(nil), frames...)
+		if err := s.Symbolize(r); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
