@@ -679,7 +679,6 @@ func (r *run) loop(ctx context.Context) (Outcome, error) {
 	}
 	r.res.LoopSeconds = time.Since(r.loopAt).Seconds()
 	r.status("")
-	r.say("survived: %d iterations in %s", r.res.Iterations, time.Since(r.loopAt).Round(time.Second))
 	return Survived, nil
 }
 
