@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ func reportMain(args []string) int {
 	arch := fs.String("arch", "", "arch of -vmlinux: x86_64 or arm64 (default: from the report)")
 	asJSON := fs.Bool("json", false, "print reports as JSON")
 	crashExit := fs.Bool("crash-exit", false, "exit 1 when a crash is found")
+	vmcore := fs.String("vmcore", "", "also show every CPU's backtrace from this vmcore (crash(8) bt -a; needs -vmlinux)")
 	var modules []string
 	fs.Func("module", "NAME=PATH: resolve frames of module NAME against PATH (.ko with debug info); repeatable", func(v string) error {
 		if name, path, ok := strings.Cut(v, "="); !ok || name == "" || path == "" {
@@ -32,15 +34,35 @@ func reportMain(args []string) int {
 		return nil
 	})
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: reprolab report [-vmlinux FILE [-arch ARCH] [-module NAME=KO]...] [-json] [-crash-exit] CONSOLE.log... (- for stdin)")
+		fmt.Fprintln(os.Stderr, "usage: reprolab report [-vmlinux FILE [-arch ARCH] [-module NAME=KO]...] [-vmcore FILE] [-json] [-crash-exit] CONSOLE.log... (- for stdin)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() == 0 {
+	if fs.NArg() == 0 && *vmcore == "" {
 		fs.Usage()
 		return 2
+	}
+	if *vmcore != "" {
+		if *vmlinux == "" {
+			fmt.Fprintln(os.Stderr, "reprolab report: -vmcore needs -vmlinux, the debug vmlinux of the dumped kernel")
+			return 2
+		}
+		out, err := report.CrashBacktraces(context.Background(), "", *vmlinux, *vmcore)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
+			return 2
+		}
+		fmt.Printf("%s: backtraces of all CPUs (crash bt -a)\n", *vmcore)
+		for _, t := range report.ParseBacktraces([]byte(out)) {
+			g := "?"
+			if t.Guilty >= 0 {
+				g = t.Frames[t.Guilty].Func
+			}
+			fmt.Printf("  CPU %d  pid %-6d %-16s in %s\n", t.CPU, t.PID, t.Comm, g)
+		}
+		fmt.Printf("\n%s\n%s\n", out, strings.Repeat("=", 72))
 	}
 	var sym *report.Symbolizer
 	defer func() {
