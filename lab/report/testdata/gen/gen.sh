@@ -11,7 +11,8 @@
 #
 # KERNEL=path boots another kernel (a reprolab kbuild bzImage/Image, e.g. v4.11) instead
 # of Debian's; rlcrash.ko is then left out (it is built for Debian's 6.1), so only the
-# sysrq-* and hung-task-free steps apply.
+# sysrq-* steps apply, unless KMOD_TREE=<that kernel's build tree> is given to build
+# rlcrash against it (the KASAN/UBSAN kernel of kasan.sh).
 #
 # Needs: qemu-system-{x86_64,aarch64}, linux-headers-<ver>-amd64 (apt), and for arm64 the
 # arm64 headers unpacked under CACHE/debian/arm64hdr (see build_module) plus
@@ -31,7 +32,9 @@ build_module() {
 	local b=$work/rlcrash
 	[ -f "$b/rlcrash.ko" ] && [ "$b/rlcrash.ko" -nt "$here/rlcrash/rlcrash.c" ] && return 0
 	rm -rf "$b" && cp -r "$here/rlcrash" "$b"
-	if [ "$arch" = amd64 ]; then
+	if [ -n "${KMOD_TREE:-}" ]; then
+		make -s -C "$KMOD_TREE" M="$b" modules
+	elif [ "$arch" = amd64 ]; then
 		make -s -C "/usr/src/linux-headers-$ver" M="$b" modules
 	else
 		# Debian's arm64 headers package, unpacked (not installed); its scripts link is
@@ -54,11 +57,11 @@ build_initramfs() {
 	if [ "$arch" = amd64 ]; then cp /bin/busybox "$r/bin/busybox"; else cp "$deb/bin/busybox" "$r/bin/busybox"; fi
 	ln -s busybox "$r/bin/sh"
 	cp "$here/init.sh" "$r/init" && chmod +x "$r/init"
-	[ -n "${KERNEL:-}" ] || cp "$work/rlcrash/rlcrash.ko" "$r/"
+	[ -n "${KERNEL:-}" ] && [ -z "${KMOD_TREE:-}" ] || cp "$work/rlcrash/rlcrash.ko" "$r/"
 	(cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
 }
 
-[ -n "${KERNEL:-}" ] || build_module
+[ -n "${KERNEL:-}" ] && [ -z "${KMOD_TREE:-}" ] || build_module
 build_initramfs
 append="nokaslr rl.case=$cases rl.secs=$secs panic=-1 ${cpu:+rl.cpu=$cpu}"
 if [ "$arch" = amd64 ]; then

@@ -174,6 +174,43 @@ static noinline void rl_bad_page(void)
 	__free_pages(page, 4);
 }
 
+/* KASAN (use-after-free, out-of-bounds) and UBSAN cases: only kernels built with the
+ * sanitizers report them; elsewhere they read freed or stray memory quietly. */
+static noinline void rl_uaf(void)
+{
+	char *p = kmalloc(64, GFP_KERNEL);
+
+	if (!p)
+		return;
+	kfree(p);
+	pr_info("rlcrash: use after free %d\n", READ_ONCE(p[10]));
+}
+
+static noinline void rl_oob(void)
+{
+	char *p = kmalloc(64, GFP_KERNEL);
+
+	if (!p)
+		return;
+	pr_info("rlcrash: out of bounds %d\n", READ_ONCE(p[64 + 8]));
+	kfree(p);
+}
+
+static noinline void rl_shift(void)
+{
+	volatile int s = 70;
+
+	pr_info("rlcrash: shift %lu\n", 1UL << s);
+}
+
+static noinline void rl_bounds(void)
+{
+	int arr[4] = { 1, 2, 3, 4 };
+	volatile int i = 6;
+
+	pr_info("rlcrash: index %d\n", arr[i]);
+}
+
 static noinline void rl_panic(void)
 {
 	panic("rlcrash: requested panic");
@@ -212,6 +249,10 @@ static const struct {
 	{ "badpage", rl_bad_page },
 	{ "panic", rl_panic },
 	{ "irqnull", rl_irq_null },
+	{ "uaf", rl_uaf },
+	{ "oob", rl_oob },
+	{ "shift", rl_shift },
+	{ "bounds", rl_bounds },
 };
 
 static ssize_t rl_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
