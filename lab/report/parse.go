@@ -27,7 +27,7 @@ type oopsKind struct {
 
 var kinds = []oopsKind{
 	// KASAN and UBSAN first: their first line also starts with "BUG:"/"UBSAN:".
-	{re: regexp.MustCompile(`^BUG: KASAN: ([a-z-]+) in `), typ: KASAN, title: "KASAN: $1 in %s"},
+	{re: regexp.MustCompile(`^BUG: KASAN: ([a-z-]+) in `), typ: KASAN, title: "KASAN: $1 $access in %s"},
 	{re: regexp.MustCompile(`^UBSAN: ([a-z-]+) in `), typ: UBSAN, title: "UBSAN: $1 in %s"},
 	{re: regexp.MustCompile(`^(?:BUG: kernel NULL pointer dereference, address|BUG: unable to handle kernel NULL pointer dereference at|Unable to handle kernel NULL pointer dereference at virtual address)`),
 		typ: NullDeref, title: "BUG: unable to handle kernel NULL pointer dereference in %s"},
@@ -192,7 +192,7 @@ var bodyRe = regexp.MustCompile(`^\s*(?:` +
 	`\? |\[<[0-9a-f]+>\]|[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|` + // frames
 	`<(?:/?IRQ|/?TASK|/?NMI|/?SOFTIRQ|EOI)>|` +
 	`(?:R[A-Z0-9]{1,2}|CS|DS|FS|GS|CR0|CR2|x\d+|pc|lr|sp|pstate|ORIG_RAX|EFLAGS)\s*:|` +
-	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[ end|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|[0-9a-f]{4}:)` +
+	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[ end|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|which belongs to the cache|[0-9a-f]{4}:|>?[0-9a-f]{16}:|\^|={20,})` +
 	`)`)
 
 func isBody(text string) bool {
@@ -280,8 +280,9 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 	first, last = i, i
 	// The "cut here" banner, the "list_add corruption" message and "Bad page state"
 	// preamble belong to the report that follows them.
+	// KASAN and UBSAN open with a line of "=" signs.
 	for j := i - 1; j >= 0 && j >= i-2; j-- {
-		if strings.Contains(lines[j].text, "------------[ cut here ]") {
+		if t := strings.TrimSpace(lines[j].text); strings.Contains(t, "------------[ cut here ]") || len(t) >= 20 && strings.Trim(t, "=") == "" {
 			first = j
 		}
 	}
@@ -483,6 +484,17 @@ func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
 		fn = cleanFunc(lineFunc)
 	}
 	title := kind.title
+	if kind.typ == KASAN {
+		// "Read of size 1 at addr ..." / "Write of size 8 ...": syzbot titles say which.
+		access := "Read"
+		for _, l := range ls {
+			if strings.HasPrefix(strings.TrimSpace(l.text), "Write of size") {
+				access = "Write"
+				break
+			}
+		}
+		title = strings.Replace(title, "$access", access, 1)
+	}
 	if len(m) > 1 {
 		title = strings.ReplaceAll(title, "$1", strings.TrimSpace(m[1]))
 	}
