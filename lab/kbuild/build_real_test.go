@@ -120,7 +120,7 @@ func TestBuildDebian61(t *testing.T) {
 	}
 	log, _ := os.ReadFile(r3.BuildLog)
 	if n := strings.Count(string(log), "\n  CC "); n != 0 {
-		t.Errorf("build.log has %d CC lines", n)
+		t.Errorf("build.log has %d CC lines:\n%s", n, log)
 	}
 
 	// A new default delay: only the generated probe file is recompiled.

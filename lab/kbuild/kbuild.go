@@ -64,7 +64,8 @@ type Result struct {
 	Cached        bool   // true when nothing was built
 	Version       string // kernel version of the tree, e.g. 4.13.9
 	Key           string // build key
-	// Compiled is the number of C files make compiled (CC lines).
+	// Compiled is the number of C files make compiled (CC lines), not
+	// counting the version stamp every relink recompiles.
 	Compiled int
 	// Warnings: optional fragment options Kconfig dropped, and the like.
 	Warnings []string
