@@ -28,9 +28,11 @@ func runInit() {
 	mountAll()
 	logf("init: mounted file systems")
 	// The reproducers push the guest into memory pressure on purpose; the OOM killer must
-	// pick their processes, never the agent. The server inherits this and undoes it for the
-	// commands it runs (see runShim).
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
+	// pick their processes before the agent. -999, not -1000: an unkillable agent turned
+	// "nothing left to kill" into a kernel panic on v4.11 (a false crash); a killed server
+	// is restarted instead. The server inherits this and undoes it for the commands it runs
+	// (see runShim). PID 1 itself is never chosen by the OOM killer.
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
 		logErr("init: oom_score_adj: %v", err)
 	}
 	_ = unix.Sethostname([]byte("reprolab"))

@@ -32,6 +32,7 @@ const (
 // fresh SSH server connection (see lab/guest/wire.go for why the stream is resynchronized
 // rather than trusting end-of-file).
 func serve() error {
+	lockMemory()
 	config, err := serverConfig()
 	if err != nil {
 		return err
@@ -57,6 +58,22 @@ func serve() error {
 		}
 	}()
 	return m.readLoop(conns)
+}
+
+// lockMemory keeps the server's pages in RAM. Reproducers drive the guest deep into swap
+// on purpose; a server whose own pages are swapped out (through dm-crypt, under TCG) stops
+// answering keepalives for tens of seconds, and the host would take a slow guest for a
+// dead one. MCL_ONFAULT (Linux 4.4+) locks pages as they are touched instead of populating
+// every mapping up front, which matters for the Go runtime's large reservations. Locks are
+// not inherited by the commands the server starts.
+func lockMemory() {
+	err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT)
+	if errors.Is(err, unix.EINVAL) {
+		err = unix.Mlockall(unix.MCL_CURRENT) // before 4.4: at least what is mapped now
+	}
+	if err != nil {
+		logErr("serve: mlockall: %v (the server may be swapped out under memory pressure)", err)
+	}
 }
 
 // portMux splits the port's byte stream into successive connections.

@@ -28,12 +28,15 @@ import (
 // was killed. It says nothing about the command that was running.
 var ErrConnectionLost = errors.New("guest connection lost")
 
-// Timings. Under TCG a loaded guest can stall for seconds, so keepalives are tolerant: the
-// connection is declared dead after keepaliveMisses consecutive unanswered probes.
+// Timings. Under TCG a guest deep in swap can stall for tens of seconds (measured: v4.11
+// filling tmpfs past RAM onto dm-crypt swap stopped answering for over 30 s), so
+// keepalives are tolerant: the connection is declared dead after keepaliveMisses
+// consecutive unanswered probes, about a minute. Kernel hangs are the console watcher's
+// to report; this only has to notice a guest that is gone.
 var (
 	keepaliveInterval = 5 * time.Second
 	keepaliveTimeout  = 10 * time.Second
-	keepaliveMisses   = 3
+	keepaliveMisses   = 6
 	handshakeTimeout  = 60 * time.Second
 )
 

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -250,19 +251,20 @@ func exercise(t *testing.T, b *booted, modules bool) {
 		if !strings.Contains(swaps, "/dev/dm-") {
 			t.Errorf("/proc/swaps has no dm device:\n%s", swaps)
 		}
-		// Swap must be really usable: push pages out through dm-crypt.
-		// Fill a tmpfs with 32 MiB more than the guest has available, as the founding
-		// reproducer does with its 200 MiB in 256 MiB: that much must go to swap. A fixed
-		// 200 MiB did not reach swap on a v4.11 with everything built in; all of MemTotal
-		// ran v4.11 out of memory with a 128 MiB swap disk.
-		b.run(t, "mkdir -p /tmp/fill && mount -t tmpfs -o size=1g tmpfs /tmp/fill && "+
-			"dd if=/dev/zero of=/tmp/fill/x bs=1M count=$(awk '/MemAvailable/ {print int($2/1024)+32}' /proc/meminfo) 2>/dev/null && sync", 0)
+		// Push pages out through dm-crypt the way the reproducers' memory cgroups do, but
+		// gently: a shell in a 32 MiB memory cgroup writes 96 MiB into a tmpfs, so memcg
+		// reclaim must swap out most of it while the rest of the guest has room. (Global
+		// pressure was not reproducible: filling tmpfs past MemAvailable on v4.11 either
+		// swapped everything or ran out of memory with 190 MiB of swap still free.)
+		b.run(t, "mkdir -p /tmp/fill /tmp/cg && mount -t tmpfs -o size=200m tmpfs /tmp/fill && "+
+			"mount -t cgroup -o memory memory /tmp/cg && mkdir /tmp/cg/t && echo 32M > /tmp/cg/t/memory.limit_in_bytes && "+
+			"sh -c 'echo $$ > /tmp/cg/t/tasks && dd if=/dev/zero of=/tmp/fill/x bs=1M count=96 2>/dev/null'", 0)
 		used, _ := b.run(t, "awk 'NR>1 && $1 ~ /dm-/ {print $4}' /proc/swaps", 0)
-		if strings.TrimSpace(used) == "0" || strings.TrimSpace(used) == "" {
-			t.Errorf("no swap used after filling tmpfs beyond RAM: %q", used)
+		if n, err := strconv.Atoi(strings.TrimSpace(used)); err != nil || n < 32<<10 {
+			t.Errorf("swap used after pushing 96 MiB through a 32 MiB cgroup: %q KiB, want at least 32 MiB", used)
 		}
 		t.Logf("swap: %s; KiB used after fill: %s", strings.TrimSpace(out), strings.TrimSpace(used))
-		b.run(t, "rm /tmp/fill/x && umount /tmp/fill", 0)
+		b.run(t, "rm /tmp/fill/x && umount /tmp/fill && rmdir /tmp/cg/t && umount /tmp/cg", 0)
 	})
 
 	t.Run("ext4 mount and dd", func(t *testing.T) {
