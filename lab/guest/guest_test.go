@@ -126,14 +126,19 @@ func TestGuestDebian(t *testing.T) {
 	}
 }
 
-// TestGuestV411 boots a v4.11 kernel with every driver built in, if one has been built: the
-// dm ioctls and the virtio-serial transport must work there as on 6.1.
+// TestGuestV411 boots v4.11 kernels with every driver built in, where they have been built
+// (x86_64 bzImage, arm64 Image): the dm ioctls and the virtio-serial transport must work
+// there as on 6.1.
 func TestGuestV411(t *testing.T) {
-	k := filepath.Join(image.DefaultCacheDir(), "manual", "v4.11-x86_64", "bzImage")
-	if _, err := os.Stat(k); err != nil {
-		t.Skipf("no v4.11 kernel at %s (built by lab/kbuild)", k)
+	for _, k := range []struct{ arch, file string }{{"x86_64", "bzImage"}, {"arm64", "Image"}} {
+		t.Run(k.arch, func(t *testing.T) {
+			p := filepath.Join(image.DefaultCacheDir(), "manual", "v4.11-"+k.arch, k.file)
+			if _, err := os.Stat(p); err != nil {
+				t.Skipf("no v4.11 kernel at %s (built by lab/kbuild)", p)
+			}
+			exercise(t, boot(t, bootTarget{name: "v4.11-" + k.arch, arch: k.arch, kernel: p}), false)
+		})
 	}
-	exercise(t, boot(t, bootTarget{name: "v4.11", arch: "x86_64", kernel: k}), false)
 }
 
 // TestGuestBuiltKernels boots kernels named in $REPROLAB_TEST_KERNELS, a comma-separated
