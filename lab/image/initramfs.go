@@ -46,6 +46,9 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 	if s.CacheDir == "" {
 		return nil, errors.New("initramfs: CacheDir is empty (use image.DefaultCacheDir())")
 	}
+	if s.ModulesDir == "" && len(s.Modules) > 0 {
+		return nil, fmt.Errorf("initramfs: modules %v asked for but no ModulesDir given", s.Modules)
+	}
 	progress := s.Progress
 	if progress == nil {
 		progress = io.Discard
@@ -90,8 +93,6 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 			return nil, err
 		}
 		version = filepath.Base(filepath.Clean(s.ModulesDir))
-	} else if len(s.Modules) > 0 {
-		return nil, fmt.Errorf("initramfs: modules %v asked for but no ModulesDir given", s.Modules)
 	}
 
 	files := []file{
