@@ -216,8 +216,8 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	}
 	s, err := c.conn.NewSession()
 	if err != nil {
-		if c.isLost() {
-			return -1, c.lostErr()
+		if c.brokenBy(err) {
+			return -1, fmt.Errorf("%w: new session: %v", ErrConnectionLost, err)
 		}
 		return -1, fmt.Errorf("guest: new session: %w", err)
 	}
@@ -234,8 +234,8 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	s.Stdout, s.Stderr = &lockedWriter{mu: &mu, w: stdout}, &lockedWriter{mu: &mu, w: stderr}
 	s.Stdin = stdin // nil: the command reads end-of-file
 	if err := s.Start(cmd); err != nil {
-		if c.isLost() {
-			return -1, c.lostErr()
+		if c.brokenBy(err) {
+			return -1, fmt.Errorf("%w: start %q: %v", ErrConnectionLost, cmd, err)
 		}
 		return -1, fmt.Errorf("guest: start %q: %w", cmd, err)
 	}
@@ -264,6 +264,17 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 		return -1, fmt.Errorf("%w: %q got no exit status (%v)", ErrConnectionLost, cmd, err)
 	}
 	return -1, fmt.Errorf("guest: %q: %w", cmd, err)
+}
+
+// brokenBy says whether err from opening or starting a session means the connection is
+// gone: an end-of-file there comes from a dead transport, possibly before the watcher has
+// noticed, so it gets a moment to agree.
+func (c *Client) brokenBy(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		c.waitLost(time.Second)
+		return true
+	}
+	return c.isLost()
 }
 
 func (c *Client) isLost() bool {
