@@ -48,6 +48,7 @@ func agentBinary(ctx context.Context, arch, cacheDir string, progress io.Writer)
 	}
 	out := filepath.Join(cacheDir, "agent", ga, "reprolab-agent-"+key)
 	if _, err := os.Stat(out); err == nil {
+		touch(out)
 		return out, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {

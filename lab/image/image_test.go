@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
 	"golang.org/x/crypto/ssh"
@@ -525,5 +526,26 @@ func TestCompressedModules(t *testing.T) {
 		if !bytes.Equal(m.data, orig[strings.TrimPrefix(target, "lib/modules/v/")]) {
 			t.Errorf("%s decompressed to different bytes", m.rel)
 		}
+	}
+}
+
+func TestPrune(t *testing.T) {
+	dir := t.TempDir()
+	old, fresh := filepath.Join(dir, "old.cpio"), filepath.Join(dir, "fresh.cpio")
+	for _, f := range []string{old, fresh} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-30 * 24 * time.Hour)
+	os.Chtimes(old, long, long)
+	os.Chtimes(fresh, long, long)
+	touch(fresh) // used just now
+	prune(dir, staleAfter)
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("stale entry kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("touched entry removed: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/u-root/u-root/pkg/cpio"
@@ -128,12 +129,17 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 	sum := sha256.Sum256(archive)
 	out := filepath.Join(s.CacheDir, "initramfs", fmt.Sprintf("%s-%s.cpio", s.Arch, hex.EncodeToString(sum[:12])))
 	if _, err := os.Stat(out); err == nil {
+		touch(out)
 		fmt.Fprintf(progress, "image: initramfs %s (cached)\n", out)
 	} else {
 		if err := writeFileAtomic(out, archive, 0o644); err != nil {
 			return nil, fmt.Errorf("initramfs: %w", err)
 		}
 		fmt.Fprintf(progress, "image: initramfs %s (%d modules, %d KiB)\n", out, len(mods), len(archive)>>10)
+		// Every agent or module change makes a new ~10 MB archive and agent binary; drop
+		// the ones nobody has used for a while.
+		prune(filepath.Dir(out), staleAfter)
+		prune(filepath.Dir(agentPath), staleAfter)
 	}
 	return &Initramfs{Path: out, HostKey: hostPub, Modules: loadOrder}, nil
 }
@@ -267,3 +273,25 @@ func Concat(dst string, parts ...string) (err error) {
 }
 
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
+
+// staleAfter is how long an unused cache entry is kept. Entries are touched on every use,
+// so a run that has just picked one up never loses it.
+const staleAfter = 7 * 24 * time.Hour
+
+func touch(path string) {
+	now := time.Now()
+	_ = os.Chtimes(path, now, now)
+}
+
+// prune removes regular files in dir not modified for longer than age.
+func prune(dir string, age time.Duration) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > age {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
