@@ -193,6 +193,11 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	tree := filepath.Join(kb, "tree", treeKey[:20])
 	var res *Result
 	err = withLockNote(ctx, tree+".lock", func() { b.prog.phase("waiting", "another build holds this work tree") }, func() error {
+		// Another process may have built the same thing while we waited.
+		if r, ok := b.cached(out, buildKey); ok && !s.ConfigOnly {
+			res = r
+			return nil
+		}
 		var err error
 		res, err = b.buildTree(ctx, pristine, tree, out, buildKey)
 		return err
