@@ -233,6 +233,8 @@ func helper(specs []*Spec) string {
  * is the kernel parameter reprolab.delay_<name>=N, also writable at
  * /sys/module/reprolab/parameters/delay_<name>.
  */
+#include <linux/kernel.h>
+#include <linux/bug.h>	/* v4.x: module_param's permission check needs BUILD_BUG_ON_ZERO */
 #include <linux/moduleparam.h>
 #include <linux/delay.h>
 #include <linux/export.h>
