@@ -24,7 +24,7 @@ const matrixUsage = `usage:
   reprolab matrix <matrix.yaml|folder> [flags]     run or resume a matrix
   reprolab matrix report <results-dir|db> [flags]  (re)write its reports from the database
 
-A matrix runs again after Ctrl-C, SIGKILL or a reboot continues where it stopped:
+Run the same command again after Ctrl-C, SIGKILL or a reboot and it continues where it stopped:
 finished runs are kept, interrupted ones are discarded and redone. Reports (index.html,
 report.md, report.json, junit.xml, kcidb.json) go to <results>/matrix-<name>/ and are
 rewritten after every finished run; 'reprolab serve' shows them on 127.0.0.1.
