@@ -65,7 +65,8 @@ type Result struct {
 	Version       string // kernel version of the tree, e.g. 4.13.9
 	Key           string // build key
 	// Compiled is the number of C files make compiled (CC lines), not
-	// counting the version stamp every relink recompiles.
+	// counting the version stamp and boot-image wrapper every relink
+	// recompiles.
 	Compiled int
 	// Warnings: optional fragment options Kconfig dropped, and the like.
 	Warnings []string

@@ -198,3 +198,20 @@ func TestLoadSpec(t *testing.T) {
 		t.Errorf("typo: %v", err)
 	}
 }
+
+func TestLinkStage(t *testing.T) {
+	for obj, want := range map[string]bool{
+		"init/version-timestamp.o":        true,
+		"init/version.o":                  true,
+		"arch/x86/boot/version.o":         true,
+		"arch/x86/boot/compressed/misc.o": true,
+		"arch/arm64/kernel/setup.o":       false,
+		"mm/page-writeback.o":             false,
+		"kernel/reprolab_probes.o":        false,
+		"arch/x86/kernel/bootflag.o":      false,
+	} {
+		if linkStage(obj) != want {
+			t.Errorf("linkStage(%s) = %v", obj, !want)
+		}
+	}
+}

@@ -95,9 +95,11 @@ func (b *builder) make(ctx context.Context, src, obj, logPath string, edited []s
 		switch {
 		case ccRe.MatchString(l):
 			// Every relink recompiles the version stamp (init/version.o up
-			// to 6.0, init/version-timestamp.o from 6.1): it carries the
-			// build time, not our inputs, so it is not counted.
-			if f := strings.Fields(l); strings.HasPrefix(f[len(f)-1], "init/version") {
+			// to 6.0, init/version-timestamp.o from 6.1) and the boot-image
+			// wrapper (arch/x86/boot/version.o, compressed/misc.o, which
+			// include offsets of the new vmlinux): they follow from the link,
+			// not from our inputs, so they are not counted.
+			if f := strings.Fields(l); linkStage(f[len(f)-1]) {
 				break
 			}
 			compiled++
@@ -161,4 +163,17 @@ func (b *builder) optionLines() []string {
 		out = append(out, o.ConfigLine())
 	}
 	return out
+}
+
+// linkStage reports whether an object is rebuilt by every relink.
+func linkStage(obj string) bool {
+	if strings.HasPrefix(obj, "init/version") {
+		return true
+	}
+	_, rest, ok := strings.Cut(obj, "/")
+	if !strings.HasPrefix(obj, "arch/") || !ok {
+		return false
+	}
+	_, rest, _ = strings.Cut(rest, "/")
+	return strings.HasPrefix(rest, "boot/")
 }
