@@ -3,6 +3,8 @@ package repro
 import (
 	"context"
 	"testing"
+
+	"github.com/reprolab/reprolab/lab/qemu"
 )
 
 // BenchmarkBoot measures, per arch, QEMU start → the agent answering SSH (boot-to-ready),
@@ -11,9 +13,24 @@ import (
 //
 //	go test -run '^$' -bench Boot -benchtime 1x ./lab/repro
 func BenchmarkBoot(b *testing.B) {
+	type target struct {
+		name   string
+		arch   qemu.Arch
+		kernel func(b *testing.B) (image, modules string)
+	}
+	targets := []target{}
 	for _, arch := range arches {
-		b.Run(string(arch), func(b *testing.B) {
-			kernel, modules := debianKernel(b, arch)
+		targets = append(targets, target{"debian-" + string(arch), arch, func(b *testing.B) (string, string) { return debianKernel(b, arch) }})
+	}
+	// The kernel `make bench` builds: everything built in, no modules to load.
+	targets = append(targets, target{"kbuild-6.1-x86_64", qemu.X86_64, func(b *testing.B) (string, string) {
+		k := ciKernel(b)
+		return k.Kernel, ""
+	}})
+	for _, tg := range targets {
+		arch := tg.arch
+		b.Run(tg.name, func(b *testing.B) {
+			kernel, modules := tg.kernel(b)
 			spec := loadSpec(b, "testdata/trivial.yaml")
 			var boot, init, perIter float64
 			for i := 0; i < b.N; i++ {

@@ -17,7 +17,7 @@ import (
 // linux-source-6.1 (kconfigs/ci-6.1-x86_64.yaml: the seed's fragments, debug info, the
 // seed probe, everything built in). The Makefile records the build result as JSON in
 // $REPROLAB_CI_KERNEL_JSON; outside `make test` these tests skip.
-func ciKernel(t *testing.T) *kbuild.Result {
+func ciKernel(t testing.TB) *kbuild.Result {
 	t.Helper()
 	p := os.Getenv("REPROLAB_CI_KERNEL_JSON")
 	if p == "" {
