@@ -11,7 +11,7 @@ pkgs=(
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu   # arm64 kernels
 	linux-source-6.1                      # the kernel CI builds
 	llvm crash                            # symbolization, vmcore analysis
-	chromium                              # renders the HTML matrix report in tests
+	chromium libxml2-utils                # HTML report rendering, JUnit XSD check (xmllint)
 	git ca-certificates
 )
 missing=()
