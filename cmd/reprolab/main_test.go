@@ -218,4 +218,3 @@ func TestSIGKILLLeavesNoQEMU(t *testing.T) {
 		t.Errorf("scratch dir %s of the killed run was not swept by the next run", scratch)
 	}
 }
-

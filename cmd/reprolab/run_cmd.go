@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/reprolab/reprolab/lab/cache"
 
 	"golang.org/x/term"
 
@@ -21,15 +22,7 @@ import (
 )
 
 // cacheDir is where kernels, images and verdicts are cached, outside the repo.
-func cacheDir() string {
-	if d := os.Getenv("REPROLAB_CACHE"); d != "" {
-		return d
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "reprolab")
-	}
-	return filepath.Join(os.TempDir(), "reprolab-cache")
-}
+func cacheDir() string { return cache.Dir() }
 
 // multiFlag collects a repeatable string flag.
 type multiFlag []string

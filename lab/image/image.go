@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/reprolab/reprolab/lab/cache"
 )
 
 // goarch maps the lab-wide architecture names to Go's.
@@ -25,16 +27,7 @@ func goarch(arch string) (string, error) {
 }
 
 // DefaultCacheDir is $REPROLAB_CACHE, or ~/.cache/reprolab.
-func DefaultCacheDir() string {
-	if d := os.Getenv("REPROLAB_CACHE"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "reprolab-cache")
-	}
-	return filepath.Join(home, ".cache", "reprolab")
-}
+func DefaultCacheDir() string { return cache.Dir() }
 
 // defaultBusybox is Debian's busybox-static: the host's own for the host architecture, the
 // arm64 package unpacked by images/debian-kernels.sh otherwise.

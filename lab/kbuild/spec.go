@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/reprolab/reprolab/lab/cache"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/reprolab/reprolab/lab/kbuild/source"
@@ -77,16 +79,7 @@ func LoadSpec(path string) (*Spec, error) {
 }
 
 // DefaultCacheDir is $REPROLAB_CACHE, else ~/.cache/reprolab.
-func DefaultCacheDir() string {
-	if d := os.Getenv("REPROLAB_CACHE"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "reprolab-cache")
-	}
-	return filepath.Join(home, ".cache", "reprolab")
-}
+func DefaultCacheDir() string { return cache.Dir() }
 
 // DefaultFragments is what a reproducer guest needs for the seed bug.
 var DefaultFragments = []string{"base", "arch", "virtio-guest", "memcg", "debug-vm", "dmcrypt-swap", "ext4", "pvpanic", "debug-info"}

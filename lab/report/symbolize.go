@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/reprolab/reprolab/lab/cache"
+
 	"github.com/hashicorp/go-multierror"
 )
 
@@ -355,11 +357,5 @@ func DefaultVmlinux(release string) string {
 	return p
 }
 
-// cacheDir is reprolab's cache: $REPROLAB_CACHE or ~/.cache/reprolab.
-func cacheDir() string {
-	if c := os.Getenv("REPROLAB_CACHE"); c != "" {
-		return c
-	}
-	home, _ := os.UserHomeDir()
-	return home + "/.cache/reprolab"
-}
+// cacheDir is reprolab's cache.
+func cacheDir() string { return cache.Dir() }

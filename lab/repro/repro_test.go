@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reprolab/reprolab/lab/cache"
+
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/spec"
 )
@@ -29,13 +31,7 @@ func debianKernel(t testing.TB, arch qemu.Arch) (kernel, modules string) {
 	return k[0], m[0]
 }
 
-func cacheDir() string {
-	if d := os.Getenv("REPROLAB_CACHE"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "reprolab")
-}
+func cacheDir() string { return cache.Dir() }
 
 func loadSpec(t testing.TB, path string) *spec.Reproducer {
 	t.Helper()

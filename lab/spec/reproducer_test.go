@@ -87,7 +87,7 @@ func TestSeedSpec(t *testing.T) {
 	}
 	for title, want := range map[string]bool{
 		"BUG: unable to handle kernel NULL pointer dereference in test_clear_page_writeback": true,
-		"kernel panic: sysrq triggered crash": false,
+		"kernel panic: sysrq triggered crash":                                                false,
 	} {
 		if got := r.Reproduces(title); got != want {
 			t.Errorf("Reproduces(%q) = %v, want %v", title, got, want)
