@@ -4,7 +4,7 @@ CACHE     ?= $(or $(REPROLAB_CACHE),$(HOME)/.cache/reprolab)
 BIN       := bin
 AGENTS    := $(BIN)/reprolab-agent-amd64 $(BIN)/reprolab-agent-arm64
 
-.PHONY: all build setup run test vet bench clean ci-kernel
+.PHONY: all build setup run smoke test vet bench clean ci-kernel
 
 all: build
 
@@ -21,15 +21,21 @@ $(BIN)/reprolab-agent-%: FORCE
 setup:
 	images/setup-host.sh
 
-# The main job on a fresh machine: the seed reproducer on Debian's prebuilt kernels, both
-# arches. Those kernels carry the fix, so the expected outcome is "survived" (exit 0).
-DEB       := $(CACHE)/debian
-RUN_ARGS  ?= --iterations 5
+# The main job: the seed bug's matrix (both arches x v4.11, v4.11+fix, v4.13 x probe off/on),
+# kernels from kernel.org unless MATRIX_ARGS points at local trees. Resumable.
+MATRIX_ARGS ?=
 run: build
+	$(BIN)/reprolab matrix reproducers/memcg-writeback-null/matrix.yaml $(MATRIX_ARGS)
+
+# A minute's check of a fresh set-up: the seed reproducer on Debian's prebuilt kernels,
+# both arches. Those kernels carry the fix, so the expected outcome is "survived".
+DEB       := $(CACHE)/debian
+SMOKE_ARGS ?= --iterations 3
+smoke: build
 	$(BIN)/reprolab run --arch x86_64 --kernel $$(ls $(DEB)/amd64/boot/vmlinuz-* | head -1) \
-		--modules $$(ls -d $(DEB)/amd64/lib/modules/* | head -1) --repro memcg-writeback-null $(RUN_ARGS)
+		--modules $$(ls -d $(DEB)/amd64/lib/modules/* | head -1) --repro memcg-writeback-null $(SMOKE_ARGS)
 	$(BIN)/reprolab run --arch arm64 --kernel $$(ls $(DEB)/arm64/boot/vmlinuz-* | head -1) \
-		--modules $$(ls -d $(DEB)/arm64/lib/modules/* | head -1) --repro memcg-writeback-null $(RUN_ARGS)
+		--modules $$(ls -d $(DEB)/arm64/lib/modules/* | head -1) --repro memcg-writeback-null $(SMOKE_ARGS)
 
 vet:
 	$(GO) vet ./...
