@@ -177,9 +177,10 @@ func (m *Monitor) RunContext(ctx context.Context, command []byte) ([]byte, error
 	case <-m.replies:
 	default:
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = m.conn.SetWriteDeadline(dl)
-	}
+	// Always set (or clear) the write deadline: one left over from an earlier, expired
+	// command would fail this one.
+	dl, _ := ctx.Deadline()
+	_ = m.conn.SetWriteDeadline(dl)
 	if _, err := m.conn.Write(append(command, '\n')); err != nil {
 		return nil, fmt.Errorf("qmp: send: %w", err)
 	}
