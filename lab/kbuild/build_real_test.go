@@ -126,10 +126,7 @@ func TestBuildDebian61(t *testing.T) {
 	// A new default delay: only the generated probe file is recompiled.
 	s4 := spec
 	s4.Probes = []string{writeProbe(t, "250", "before", "lruvec_stat_mod_folio(folio, NR_WRITEBACK, -nr);")}
-	r4, err := Build(ctx, s4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r4 := buildUncached(t, ctx, s4)
 	if r4.Compiled != 1 || strings.Join(r4.CmdlineParams, " ") != "reprolab.delay_seed=250" {
 		t.Errorf("new default delay: compiled %d files (want 1), params %v", r4.Compiled, r4.CmdlineParams)
 	}
@@ -137,10 +134,7 @@ func TestBuildDebian61(t *testing.T) {
 	// The probe moved: the probed file (and the helper) recompile, no more.
 	s5 := spec
 	s5.Probes = []string{writeProbe(t, "250", "after", "folio_memcg_lock(folio);")}
-	r5, err := Build(ctx, s5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r5 := buildUncached(t, ctx, s5)
 	if r5.Compiled < 1 || r5.Compiled > 2 {
 		t.Errorf("moved probe: compiled %d files, want 1 (mm/page-writeback.c)", r5.Compiled)
 	}
@@ -213,3 +207,23 @@ func BenchmarkBuild(b *testing.B) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// buildUncached builds spec in the kept tree even when an earlier run of the test left its
+// artifacts: a cache hit compiles nothing and would tell nothing about incremental builds.
+func buildUncached(t *testing.T, ctx context.Context, spec Spec) *Result {
+	t.Helper()
+	r, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Cached {
+		return r
+	}
+	if err := os.RemoveAll(r.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = Build(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

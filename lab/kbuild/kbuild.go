@@ -322,7 +322,8 @@ func (b *builder) cached(out, key string) (*Result, bool) {
 	if json.Unmarshal(data, &m) != nil || m.Key != key {
 		return nil, false
 	}
-	r := b.result(out, key, m.Compiled)
+	// Nothing is compiled by a cache hit, whatever the build that made it compiled.
+	r := b.result(out, key, 0)
 	for _, p := range []string{r.Kernel, r.Vmlinux, r.SystemMap, r.Config} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, false
