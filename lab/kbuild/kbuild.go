@@ -299,7 +299,7 @@ func (b *builder) treeKey() string {
 
 // buildKey adds what is rebuilt incrementally: patches, probes, compat fixes.
 func (b *builder) buildKey(treeKey string) string {
-	parts := []string{"build-v1", treeKey}
+	parts := []string{"build-v1", treeKey, "probe-generator-" + probe.GeneratorVersion}
 	for _, p := range b.patches {
 		parts = append(parts, string(p.Text))
 	}

@@ -66,6 +66,11 @@ type Error struct {
 func (e *Error) Error() string  { return "probe " + e.Probe + ": " + e.Msg }
 func (e *Error) BadInput() bool { return true }
 
+// GeneratorVersion changes whenever the code this package generates changes, so that
+// kernels built with the old generated code are not taken from the build cache.
+// 2: the helper includes linux/bug.h (v4.x module_param needs BUILD_BUG_ON_ZERO).
+const GeneratorVersion = "2"
+
 var nameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
 
 // Load reads and checks a probe spec (unknown keys are errors).
