@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/reprolab/reprolab/lab/atomicfile"
 	"github.com/reprolab/reprolab/lab/cache"
 )
 
@@ -41,24 +42,5 @@ func defaultBusybox(arch, cacheDir string) string {
 // writeFileAtomic writes b to path via a temporary file and rename, so concurrent builders
 // (several engineers, parallel tests) never see a half-written cache entry.
 func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, b, perm)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reprolab/reprolab/lab/atomicfile"
 	"github.com/reprolab/reprolab/lab/kbuild/kconfig"
 	"github.com/reprolab/reprolab/lab/kbuild/patch"
 	"github.com/reprolab/reprolab/lab/kbuild/probe"
@@ -182,18 +183,11 @@ func (b *builder) edit(ctx context.Context, pristine, tree string) (changed int,
 // writeFile replaces path atomically with a new inode (never writing
 // through a hard link into the pristine tree) and a fresh mtime.
 func writeFile(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	tmp := path + ".reprolab-tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, mode)
 }
 
 func (b *builder) makeArgs(src, obj string, targets ...string) []string {
