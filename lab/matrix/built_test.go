@@ -70,16 +70,16 @@ func TestBuiltKernelProbeAxis(t *testing.T) {
 	if len(sum.BuildErrors) > 0 || sum.Ran != 2 {
 		t.Fatalf("summary %+v\n%s", sum, progress.String())
 	}
-	builds, _ := st.Builds(context.Background(), s.Name)
+	builds, _ := st.Builds(context.Background(), CampaignID(s.Name))
 	if len(builds) != 1 || !builds[0].Cached || !strings.HasPrefix(builds[0].ID, "kbuild-") {
 		t.Fatalf("want one cached kbuild build shared by both cells, got %+v", builds)
 	}
-	runs, _ := st.Runs(context.Background(), s.Name)
+	runs, _ := st.Runs(context.Background(), CampaignID(s.Name))
 	for _, r := range runs {
 		if r.Outcome != "survived" {
 			t.Errorf("%s: %s: %s (the live probe delay did not match the cell)", r.ID, r.Outcome, r.Error)
 		}
-		want := "reprolab.delay_seed=" + map[bool]string{true: "100", false: "0"}[strings.Contains(r.Cell, "_p100_")]
+		want := "reprolab.delay_seed=" + map[bool]string{true: "100", false: "0"}[strings.Contains(r.Group, "_p100_")]
 		if !strings.Contains(r.Cmdline, want) {
 			t.Errorf("%s: cmdline %q lacks %s", r.ID, r.Cmdline, want)
 		}

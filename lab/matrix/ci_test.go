@@ -81,7 +81,7 @@ func counts(t *testing.T, results string) (map[string]cellCount, []store.Run) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	runs, err := st.Runs(context.Background(), "ci-smoke")
+	runs, err := st.Runs(context.Background(), CampaignID("ci-smoke"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +90,13 @@ func counts(t *testing.T, results string) (map[string]cellCount, []store.Run) {
 		if r.State != store.Finished {
 			t.Errorf("run %s left in state %s", r.ID, r.State)
 		}
-		c := out[r.Cell]
+		c := out[r.Group]
 		c.runs++
 		if r.Outcome == string(repro.Crashed) {
 			c.crashed++
 		}
 		c.crashRows += len(r.Crashes)
-		out[r.Cell] = c
+		out[r.Group] = c
 	}
 	return out, runs
 }
@@ -173,7 +173,7 @@ func TestCISmokeMatrix(t *testing.T) {
 		if r.Accel == "" || r.Host == "" || r.BootSeconds <= 0 || r.Finished.Before(r.Started) {
 			t.Errorf("run %s recorded without accel/host/timings: %+v", r.ID, r)
 		}
-		if strings.Contains(r.Cell, "plain") && (r.Outcome != "survived" || r.Iterations != 2) {
+		if strings.Contains(r.Group, "plain") && (r.Outcome != "survived" || r.Iterations != 2) {
 			t.Errorf("run %s: %s after %d iterations, want survived after 2", r.ID, r.Outcome, r.Iterations)
 		}
 		if !strings.Contains(r.Cmdline, "ci_smoke.delay_us=") {

@@ -23,7 +23,8 @@ func ReportDir(resultsDir, matrix string) string {
 // BuildReport assembles a matrix's report from the database: finished runs only, so a
 // report read while the matrix runs never shows a run without its evidence.
 func BuildReport(ctx context.Context, st *store.Store, matrix, resultsDir string) (*render.Report, error) {
-	cells, err := st.Cells(ctx, matrix)
+	cid := CampaignID(matrix)
+	cells, err := st.Cells(ctx, cid)
 	if err != nil {
 		return nil, err
 	}
@@ -35,11 +36,11 @@ func BuildReport(ctx context.Context, st *store.Store, matrix, resultsDir string
 		}
 		return nil, bad("no matrix %q in %s (it has: %s)", matrix, st.Location, strings.Join(names, ", "))
 	}
-	runs, err := st.Runs(ctx, matrix)
+	runs, err := st.Runs(ctx, cid)
 	if err != nil {
 		return nil, err
 	}
-	builds, err := st.Builds(ctx, matrix)
+	builds, err := st.Builds(ctx, cid)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func BuildReport(ctx context.Context, st *store.Store, matrix, resultsDir string
 	byCell := map[string][]store.Run{}
 	for _, r := range runs {
 		if r.State == store.Finished {
-			byCell[r.Cell] = append(byCell[r.Cell], r)
+			byCell[r.Group] = append(byCell[r.Group], r)
 		}
 	}
 	axisNames := []string{"arch", "kernel", "config", "probe", "patches", "cmdline"}

@@ -1,4 +1,5 @@
-// Package store is the results database: builds, matrix cells, runs and their crashes.
+// Package store is the results database: campaigns (matrices, validations, bisections),
+// their builds, matrix cells, runs and the runs' crashes.
 // SQLite (a file under results/) by default, PostgreSQL for a lab shared by several hosts;
 // the same SQL runs on both, and the schema is embedded and migrated on open.
 //
@@ -94,7 +95,10 @@ func redact(dsn string) string {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error { return s.migrateTo(ctx, 1<<30) }
+
+// migrateTo applies the embedded migrations up to version upTo (tests build old schemas).
+func (s *Store) migrateTo(ctx context.Context, upTo int) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("database %s: %w", s.Location, err)
 	}
@@ -107,6 +111,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		var v int
 		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err != nil {
 			return fmt.Errorf("migration %s: name must start with a number", e.Name())
+		}
+		if v > upTo {
+			break
 		}
 		var n int
 		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, v).Scan(&n); err != nil {
@@ -181,7 +188,50 @@ func b2i(b bool) int {
 	return 0
 }
 
-// Matrix is a matrix spec as last run.
+// Campaign is a matrix, validation, bisection or nightly as last started.
+type Campaign struct {
+	ID         string // unique: "matrix-<name>", "validate-<name>", ...
+	Kind       string // matrix | validate | bisect | nightly
+	Name       string
+	SpecPath   string
+	SpecSHA256 string
+	Created    time.Time
+	Updated    time.Time
+}
+
+// PutCampaign records a campaign (idempotent; keeps its creation time).
+func (s *Store) PutCampaign(ctx context.Context, c Campaign) error {
+	t := now()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO campaigns (id, kind, name, spec_path, spec_sha256, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)
+		ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, spec_path = excluded.spec_path,
+			spec_sha256 = excluded.spec_sha256, updated_at = excluded.updated_at`,
+		c.ID, c.Kind, c.Name, c.SpecPath, c.SpecSHA256, t)
+	return s.wrap(err)
+}
+
+// Campaigns lists recorded campaigns by id; with kind given, only those of that kind.
+func (s *Store) Campaigns(ctx context.Context, kind string) ([]Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, kind, name, spec_path, spec_sha256, created_at, updated_at FROM campaigns
+		WHERE $1 = '' OR kind = $1 ORDER BY id`, kind)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []Campaign
+	for rows.Next() {
+		var c Campaign
+		var cr, up string
+		if err := rows.Scan(&c.ID, &c.Kind, &c.Name, &c.SpecPath, &c.SpecSHA256, &cr, &up); err != nil {
+			return nil, s.wrap(err)
+		}
+		c.Created, c.Updated = parseTS(cr), parseTS(up)
+		out = append(out, c)
+	}
+	return out, s.wrap(rows.Err())
+}
+
+// Matrix is a matrix campaign as `matrix report` lists it.
 type Matrix struct {
 	Name       string
 	SpecPath   string
@@ -190,64 +240,52 @@ type Matrix struct {
 	Updated    time.Time
 }
 
-// PutMatrix records a matrix (idempotent; keeps its creation time).
-func (s *Store) PutMatrix(ctx context.Context, m Matrix) error {
-	t := now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO matrices (name, spec_path, spec_sha256, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $4)
-		ON CONFLICT (name) DO UPDATE SET spec_path = excluded.spec_path, spec_sha256 = excluded.spec_sha256, updated_at = excluded.updated_at`,
-		m.Name, m.SpecPath, m.SpecSHA256, t)
-	return s.wrap(err)
-}
-
-// Matrices lists recorded matrices by name.
+// Matrices lists the recorded matrix campaigns by name.
 func (s *Store) Matrices(ctx context.Context) ([]Matrix, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, spec_path, spec_sha256, created_at, updated_at FROM matrices ORDER BY name`)
+	cs, err := s.Campaigns(ctx, "matrix")
 	if err != nil {
-		return nil, s.wrap(err)
+		return nil, err
 	}
-	defer rows.Close()
 	var out []Matrix
-	for rows.Next() {
-		var m Matrix
-		var c, u string
-		if err := rows.Scan(&m.Name, &m.SpecPath, &m.SpecSHA256, &c, &u); err != nil {
-			return nil, s.wrap(err)
-		}
-		m.Created, m.Updated = parseTS(c), parseTS(u)
-		out = append(out, m)
+	for _, c := range cs {
+		out = append(out, Matrix{Name: c.Name, SpecPath: c.SpecPath, SpecSHA256: c.SpecSHA256, Created: c.Created, Updated: c.Updated})
 	}
-	return out, s.wrap(rows.Err())
+	return out, nil
 }
 
-// Build is a kernel a cell runs.
+// Build is a kernel a campaign's runs use.
 type Build struct {
-	ID, Matrix, Arch, Kernel, Config, Patches string
-	Source                                    string // human description of the source
-	Image, Vmlinux, Modules                   string
-	Status                                    string // ok | failed
-	Error                                     string
-	Seconds                                   float64
-	Cached                                    bool
-	Created                                   time.Time
+	ID, Campaign            string
+	Arch, Kernel            string // the kernel's name
+	Config, Patches         string // labels (a matrix's config and patch-set names)
+	Source                  string // human description of the source
+	Image, Vmlinux, Modules string
+	Version                 string
+	Status                  string // ok | failed
+	Error                   string
+	Seconds                 float64
+	Cached                  bool
+	Compiled                int // C files make compiled (0 for a cached or prebuilt kernel)
+	Created                 time.Time
 }
 
-// PutBuild records (or updates) a build.
+// PutBuild records (or updates) a build of a campaign.
 func (s *Store) PutBuild(ctx context.Context, b Build) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO builds (id, matrix, arch, kernel, config, patches, source, image, vmlinux, modules, status, error, seconds, cached, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT (id) DO UPDATE SET source = excluded.source, image = excluded.image, vmlinux = excluded.vmlinux,
-			modules = excluded.modules, status = excluded.status, error = excluded.error, seconds = excluded.seconds,
-			cached = excluded.cached, created_at = excluded.created_at`,
-		b.ID, b.Matrix, b.Arch, b.Kernel, b.Config, b.Patches, b.Source, b.Image, b.Vmlinux, b.Modules,
-		b.Status, b.Error, b.Seconds, b2i(b.Cached), now())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO builds (campaign, id, arch, kernel, config, patches, source, image, vmlinux, modules, version, status, error, seconds, cached, compiled, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		ON CONFLICT (campaign, id) DO UPDATE SET arch = excluded.arch, kernel = excluded.kernel, config = excluded.config,
+			patches = excluded.patches, source = excluded.source, image = excluded.image, vmlinux = excluded.vmlinux,
+			modules = excluded.modules, version = excluded.version, status = excluded.status, error = excluded.error,
+			seconds = excluded.seconds, cached = excluded.cached, compiled = excluded.compiled, created_at = excluded.created_at`,
+		b.Campaign, b.ID, b.Arch, b.Kernel, b.Config, b.Patches, b.Source, b.Image, b.Vmlinux, b.Modules, b.Version,
+		b.Status, b.Error, b.Seconds, b2i(b.Cached), b.Compiled, now())
 	return s.wrap(err)
 }
 
-// Builds lists a matrix's builds.
-func (s *Store) Builds(ctx context.Context, matrix string) ([]Build, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, matrix, arch, kernel, config, patches, source, image, vmlinux, modules, status, error, seconds, cached, created_at
-		FROM builds WHERE matrix = $1 ORDER BY id`, matrix)
+// Builds lists a campaign's builds.
+func (s *Store) Builds(ctx context.Context, campaign string) ([]Build, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT campaign, id, arch, kernel, config, patches, source, image, vmlinux, modules, version, status, error, seconds, cached, compiled, created_at
+		FROM builds WHERE campaign = $1 ORDER BY id`, campaign)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -257,7 +295,8 @@ func (s *Store) Builds(ctx context.Context, matrix string) ([]Build, error) {
 		var b Build
 		var cached int
 		var c string
-		if err := rows.Scan(&b.ID, &b.Matrix, &b.Arch, &b.Kernel, &b.Config, &b.Patches, &b.Source, &b.Image, &b.Vmlinux, &b.Modules, &b.Status, &b.Error, &b.Seconds, &cached, &c); err != nil {
+		if err := rows.Scan(&b.Campaign, &b.ID, &b.Arch, &b.Kernel, &b.Config, &b.Patches, &b.Source, &b.Image, &b.Vmlinux, &b.Modules, &b.Version,
+			&b.Status, &b.Error, &b.Seconds, &cached, &b.Compiled, &c); err != nil {
 			return nil, s.wrap(err)
 		}
 		b.Cached, b.Created = cached != 0, parseTS(c)
@@ -266,9 +305,9 @@ func (s *Store) Builds(ctx context.Context, matrix string) ([]Build, error) {
 	return out, s.wrap(rows.Err())
 }
 
-// Cell is one point of a matrix.
+// Cell is one point of a matrix campaign.
 type Cell struct {
-	Matrix, ID                                    string
+	Campaign, ID                                  string
 	Arch, Kernel, Config, Probe, Patches, Cmdline string
 	ExpectCrash                                   bool
 	PlannedRuns                                   int
@@ -276,31 +315,31 @@ type Cell struct {
 	Position                                      int // order in the spec, for stable reports
 }
 
-// PutCells replaces a matrix's cells (a changed spec drops cells it no longer has;
-// their runs stay in the database but are no longer reported).
-func (s *Store) PutCells(ctx context.Context, matrix string, cells []Cell) error {
+// PutCells replaces a matrix campaign's cells (a changed spec drops cells it no longer
+// has; their runs stay in the database but are no longer reported).
+func (s *Store) PutCells(ctx context.Context, campaign string, cells []Cell) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM cells WHERE matrix = $1`, matrix); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM cells WHERE campaign = $1`, campaign); err != nil {
 		return s.wrap(err)
 	}
 	for _, c := range cells {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO cells (matrix, cell, arch, kernel, config, probe, patches, cmdline, expect_crash, planned_runs, build_id, position)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cells (campaign, cell, arch, kernel, config, probe, patches, cmdline, expect_crash, planned_runs, build_id, position)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			matrix, c.ID, c.Arch, c.Kernel, c.Config, c.Probe, c.Patches, c.Cmdline, b2i(c.ExpectCrash), c.PlannedRuns, c.BuildID, c.Position); err != nil {
+			campaign, c.ID, c.Arch, c.Kernel, c.Config, c.Probe, c.Patches, c.Cmdline, b2i(c.ExpectCrash), c.PlannedRuns, c.BuildID, c.Position); err != nil {
 			return s.wrap(err)
 		}
 	}
 	return s.wrap(tx.Commit())
 }
 
-// Cells lists a matrix's cells in spec order.
-func (s *Store) Cells(ctx context.Context, matrix string) ([]Cell, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT matrix, cell, arch, kernel, config, probe, patches, cmdline, expect_crash, planned_runs, build_id, position
-		FROM cells WHERE matrix = $1 ORDER BY position`, matrix)
+// Cells lists a matrix campaign's cells in spec order.
+func (s *Store) Cells(ctx context.Context, campaign string) ([]Cell, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT campaign, cell, arch, kernel, config, probe, patches, cmdline, expect_crash, planned_runs, build_id, position
+		FROM cells WHERE campaign = $1 ORDER BY position`, campaign)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -309,7 +348,7 @@ func (s *Store) Cells(ctx context.Context, matrix string) ([]Cell, error) {
 	for rows.Next() {
 		var c Cell
 		var exp int
-		if err := rows.Scan(&c.Matrix, &c.ID, &c.Arch, &c.Kernel, &c.Config, &c.Probe, &c.Patches, &c.Cmdline, &exp, &c.PlannedRuns, &c.BuildID, &c.Position); err != nil {
+		if err := rows.Scan(&c.Campaign, &c.ID, &c.Arch, &c.Kernel, &c.Config, &c.Probe, &c.Patches, &c.Cmdline, &exp, &c.PlannedRuns, &c.BuildID, &c.Position); err != nil {
 			return nil, s.wrap(err)
 		}
 		c.ExpectCrash = exp != 0
@@ -318,27 +357,53 @@ func (s *Store) Cells(ctx context.Context, matrix string) ([]Cell, error) {
 	return out, s.wrap(rows.Err())
 }
 
-// Run is one boot of one cell.
+// Run is one attempt of one trial of a campaign: one boot.
 type Run struct {
-	ID, Matrix, Cell string
-	Attempt          int // the k of r<k>: which of the cell's planned runs
-	State            string
-	Outcome          string
-	Error            string
-	Arch, Accel      string
-	Host             string
-	Kernel, Cmdline  string
-	Dir              string // artifact directory
-	Iterations       int
-	CrashIteration   int
-	Reproduced       bool
-	BootSeconds      float64
-	LoopSeconds      float64
-	TimeToCrash      float64
-	WallSeconds      float64
-	Started          time.Time
-	Finished         time.Time
-	Crashes          []Crash
+	ID       string // the trial id, unique within the campaign (a matrix: <matrix>-<cell>-r<k>)
+	Campaign string
+	Group    string // what the run measures: a matrix cell, "baseline/x86_64", a commit
+	Attempt  int    // a matrix: the k of r<k>; elsewhere the retry of the trial
+	BuildID  string
+	State    string
+	Outcome  string
+	Error    string
+	Arch     string
+	Accel    string
+	Host     string
+	Kernel   string
+	Cmdline  string
+	Dir      string // artifact directory, relative to the results directory
+	// Iterations completed; CrashIteration the one running when the crash came (0: boot/setup).
+	Iterations     int
+	CrashIteration int
+	Reproduced     bool
+	BootSeconds    float64
+	LoopSeconds    float64
+	TimeToCrash    float64
+	WallSeconds    float64
+	Started        time.Time
+	Finished       time.Time
+	Crashes        []Crash
+}
+
+// Outcomes that say nothing about the kernel (lab/repro's names).
+const (
+	OutcomeInfraError  = "infra-error"
+	OutcomeInterrupted = "interrupted"
+)
+
+// Evidence says whether the run tells anything about the kernel: it finished, and the
+// lab (not the kernel) did not fail it. An infrastructure error is recorded, never
+// evidence; a boot failure is the kernel's and counts.
+func (r Run) Evidence() bool {
+	if r.State != Finished {
+		return false
+	}
+	switch r.Outcome {
+	case "", Running, OutcomeInfraError, OutcomeInterrupted:
+		return false
+	}
+	return true
 }
 
 // Crash is one crash report of a run.
@@ -348,16 +413,16 @@ type Crash struct {
 	ReportPath             string // relative to the run's Dir
 }
 
-// BeginRun records a run that is about to start. A leftover row with the same ID (an
-// interrupted earlier attempt) must have been discarded first.
+// BeginRun records a run that is about to start. A leftover row with the same key (an
+// interrupted earlier attempt) must have been discarded first: inserting it twice fails.
 func (s *Store) BeginRun(ctx context.Context, r Run) error {
 	if r.Started.IsZero() {
 		r.Started = time.Now()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO runs (run_id, matrix, cell, attempt, state, outcome, error, arch, accel, host, kernel, cmdline, dir,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO runs (campaign, trial_id, attempt, grp, build_id, state, outcome, error, arch, accel, host, kernel, cmdline, dir,
 			iterations, crash_iter, reproduced, boot_seconds, loop_seconds, time_to_crash, wall_seconds, started_at, finished_at)
-		VALUES ($1, $2, $3, $4, $5, 'running', '', $6, '', $7, $8, $9, $10, 0, 0, 0, 0, 0, 0, 0, $11, '')`,
-		r.ID, r.Matrix, r.Cell, r.Attempt, Running, r.Arch, r.Host, r.Kernel, r.Cmdline, r.Dir, ts(r.Started))
+		VALUES ($1, $2, $3, $4, $5, $6, 'running', '', $7, '', $8, $9, $10, $11, 0, 0, 0, 0, 0, 0, 0, $12, '')`,
+		r.Campaign, r.ID, r.Attempt, r.Group, r.BuildID, Running, r.Arch, r.Host, r.Kernel, r.Cmdline, r.Dir, ts(r.Started))
 	return s.wrap(err)
 }
 
@@ -375,84 +440,89 @@ func (s *Store) FinishRun(ctx context.Context, r Run) error {
 		return s.wrap(err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE runs SET state = $2, outcome = $3, error = $4, accel = $5, host = $6, kernel = $7, cmdline = $8,
-			iterations = $9, crash_iter = $10, reproduced = $11, boot_seconds = $12, loop_seconds = $13, time_to_crash = $14,
-			wall_seconds = $15, finished_at = $16, started_at = $17
-		WHERE run_id = $1 AND state = 'running'`,
-		r.ID, Finished, r.Outcome, r.Error, r.Accel, r.Host, r.Kernel, r.Cmdline, r.Iterations, r.CrashIteration,
+	res, err := tx.ExecContext(ctx, `UPDATE runs SET state = $4, outcome = $5, error = $6, accel = $7, host = $8, kernel = $9, cmdline = $10,
+			iterations = $11, crash_iter = $12, reproduced = $13, boot_seconds = $14, loop_seconds = $15, time_to_crash = $16,
+			wall_seconds = $17, finished_at = $18, started_at = $19
+		WHERE campaign = $1 AND trial_id = $2 AND attempt = $3 AND state = 'running'`,
+		r.Campaign, r.ID, r.Attempt, Finished, r.Outcome, r.Error, r.Accel, r.Host, r.Kernel, r.Cmdline, r.Iterations, r.CrashIteration,
 		b2i(r.Reproduced), r.BootSeconds, r.LoopSeconds, r.TimeToCrash, r.WallSeconds, ts(r.Finished), ts(r.Started))
 	if err != nil {
 		return s.wrap(err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("finishing run %s: %w", r.ID, ErrNotRunning)
+		return fmt.Errorf("finishing run %s/%s attempt %d: %w", r.Campaign, r.ID, r.Attempt, ErrNotRunning)
 	}
 	for i, c := range r.Crashes {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO crashes (run_id, seq, title, type, signature, report_path) VALUES ($1, $2, $3, $4, $5, $6)`,
-			r.ID, i+1, c.Title, c.Type, c.Signature, c.ReportPath); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO crashes (campaign, trial_id, attempt, seq, title, type, signature, report_path)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			r.Campaign, r.ID, r.Attempt, i+1, c.Title, c.Type, c.Signature, c.ReportPath); err != nil {
 			return s.wrap(err)
 		}
 	}
 	return s.wrap(tx.Commit())
 }
 
-// DiscardRun deletes a run that did not finish (its crashes go with it).
-func (s *Store) DiscardRun(ctx context.Context, id string) error {
+// DiscardRun deletes a run (normally one that did not finish) with its crashes.
+func (s *Store) DiscardRun(ctx context.Context, campaign, id string, attempt int) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err)
 	}
 	defer tx.Rollback()
 	// Explicit, so the cascade does not depend on foreign keys being enabled.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM crashes WHERE run_id = $1`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM crashes WHERE campaign = $1 AND trial_id = $2 AND attempt = $3`, campaign, id, attempt); err != nil {
 		return s.wrap(err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE run_id = $1`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE campaign = $1 AND trial_id = $2 AND attempt = $3`, campaign, id, attempt); err != nil {
 		return s.wrap(err)
 	}
 	return s.wrap(tx.Commit())
 }
 
-// Runs lists a matrix's runs (all states) with their crashes, by cell and attempt.
-func (s *Store) Runs(ctx context.Context, matrix string) ([]Run, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT run_id, matrix, cell, attempt, state, outcome, error, arch, accel, host, kernel, cmdline, dir,
+// Runs lists a campaign's runs (all states) with their crashes, by group, trial and attempt.
+func (s *Store) Runs(ctx context.Context, campaign string) ([]Run, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT trial_id, campaign, grp, attempt, build_id, state, outcome, error, arch, accel, host, kernel, cmdline, dir,
 			iterations, crash_iter, reproduced, boot_seconds, loop_seconds, time_to_crash, wall_seconds, started_at, finished_at
-		FROM runs WHERE matrix = $1 ORDER BY cell, attempt`, matrix)
+		FROM runs WHERE campaign = $1 ORDER BY grp, attempt, trial_id`, campaign)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	var out []Run
-	idx := map[string]int{}
+	type key struct {
+		id      string
+		attempt int
+	}
+	idx := map[key]int{}
 	for rows.Next() {
 		var r Run
 		var rep int
 		var st, fin string
-		if err := rows.Scan(&r.ID, &r.Matrix, &r.Cell, &r.Attempt, &r.State, &r.Outcome, &r.Error, &r.Arch, &r.Accel, &r.Host, &r.Kernel, &r.Cmdline, &r.Dir,
+		if err := rows.Scan(&r.ID, &r.Campaign, &r.Group, &r.Attempt, &r.BuildID, &r.State, &r.Outcome, &r.Error, &r.Arch, &r.Accel, &r.Host, &r.Kernel, &r.Cmdline, &r.Dir,
 			&r.Iterations, &r.CrashIteration, &rep, &r.BootSeconds, &r.LoopSeconds, &r.TimeToCrash, &r.WallSeconds, &st, &fin); err != nil {
 			rows.Close()
 			return nil, s.wrap(err)
 		}
 		r.Reproduced, r.Started, r.Finished = rep != 0, parseTS(st), parseTS(fin)
-		idx[r.ID] = len(out)
+		idx[key{r.ID, r.Attempt}] = len(out)
 		out = append(out, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap(err)
 	}
-	crows, err := s.db.QueryContext(ctx, `SELECT c.run_id, c.seq, c.title, c.type, c.signature, c.report_path
-		FROM crashes c JOIN runs r ON r.run_id = c.run_id WHERE r.matrix = $1 ORDER BY c.run_id, c.seq`, matrix)
+	crows, err := s.db.QueryContext(ctx, `SELECT trial_id, attempt, seq, title, type, signature, report_path
+		FROM crashes WHERE campaign = $1 ORDER BY trial_id, attempt, seq`, campaign)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	defer crows.Close()
 	for crows.Next() {
-		var id string
+		var k key
 		var c Crash
-		if err := crows.Scan(&id, &c.Seq, &c.Title, &c.Type, &c.Signature, &c.ReportPath); err != nil {
+		if err := crows.Scan(&k.id, &k.attempt, &c.Seq, &c.Title, &c.Type, &c.Signature, &c.ReportPath); err != nil {
 			return nil, s.wrap(err)
 		}
-		if i, ok := idx[id]; ok {
+		if i, ok := idx[k]; ok {
 			out[i].Crashes = append(out[i].Crashes, c)
 		}
 	}

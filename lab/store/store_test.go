@@ -31,7 +31,7 @@ func backends(t testing.TB) map[string]func(t testing.TB) *Store {
 				t.Fatal(err)
 			}
 			// Each test starts from an empty schema.
-			for _, tbl := range []string{"crashes", "runs", "cells", "builds", "matrices"} {
+			for _, tbl := range []string{"crashes", "runs", "cells", "builds", "campaigns"} {
 				if _, err := s.db.Exec("DELETE FROM " + tbl); err != nil {
 					t.Fatal(err)
 				}
@@ -48,18 +48,18 @@ func TestRunLifecycle(t *testing.T) {
 	for name, open := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
-			if err := s.PutMatrix(ctx, Matrix{Name: "m", SpecPath: "m.yaml", SpecSHA256: "ab"}); err != nil {
+			if err := s.PutCampaign(ctx, Campaign{ID: "matrix-m", Kind: "matrix", Name: "m", SpecPath: "m.yaml", SpecSHA256: "ab"}); err != nil {
 				t.Fatal(err)
 			}
 			cells := []Cell{
 				{ID: "x86_64.p0", Arch: "x86_64", Probe: "0", PlannedRuns: 2, Position: 0},
 				{ID: "x86_64.p100", Arch: "x86_64", Probe: "100", ExpectCrash: true, PlannedRuns: 2, Position: 1},
 			}
-			if err := s.PutCells(ctx, "m", cells); err != nil {
+			if err := s.PutCells(ctx, "matrix-m", cells); err != nil {
 				t.Fatal(err)
 			}
 			begin := func(cell string, k int) Run {
-				r := Run{ID: fmt.Sprintf("m-%s-r%d", cell, k), Matrix: "m", Cell: cell, Attempt: k, Arch: "x86_64", Dir: "results/x"}
+				r := Run{ID: fmt.Sprintf("m-%s-r%d", cell, k), Campaign: "matrix-m", Group: cell, Attempt: k, Arch: "x86_64", Dir: "results/x"}
 				if err := s.BeginRun(ctx, r); err != nil {
 					t.Fatal(err)
 				}
@@ -82,7 +82,7 @@ func TestRunLifecycle(t *testing.T) {
 			if err := s.FinishRun(ctx, r2); !errors.Is(err, ErrNotRunning) {
 				t.Fatalf("second FinishRun: %v", err)
 			}
-			runs, err := s.Runs(ctx, "m")
+			runs, err := s.Runs(ctx, "matrix-m")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +100,7 @@ func TestRunLifecycle(t *testing.T) {
 				}
 			}
 			// The interrupted attempt is discarded and redone under the same ID.
-			if err := s.DiscardRun(ctx, "m-x86_64.p100-r2"); err != nil {
+			if err := s.DiscardRun(ctx, "matrix-m", "m-x86_64.p100-r2", 2); err != nil {
 				t.Fatal(err)
 			}
 			r3 := begin("x86_64.p100", 2)
@@ -109,11 +109,11 @@ func TestRunLifecycle(t *testing.T) {
 			if err := s.FinishRun(ctx, r3); err != nil {
 				t.Fatal(err)
 			}
-			got, _ := s.Cells(ctx, "m")
+			got, _ := s.Cells(ctx, "matrix-m")
 			if len(got) != 2 || !got[1].ExpectCrash || got[0].ID != "x86_64.p0" {
 				t.Fatalf("cells %+v", got)
 			}
-			runs, _ = s.Runs(ctx, "m")
+			runs, _ = s.Runs(ctx, "matrix-m")
 			if len(runs) != 3 {
 				t.Fatalf("%d runs", len(runs))
 			}
@@ -126,7 +126,7 @@ func TestDiscardDropsCrashes(t *testing.T) {
 	for name, open := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
-			r := Run{ID: "m-c-r1", Matrix: "m", Cell: "c", Attempt: 1}
+			r := Run{ID: "m-c-r1", Campaign: "matrix-m", Group: "c", Attempt: 1}
 			if err := s.BeginRun(ctx, r); err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func TestDiscardDropsCrashes(t *testing.T) {
 			if err := s.FinishRun(ctx, r); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.DiscardRun(ctx, r.ID); err != nil {
+			if err := s.DiscardRun(ctx, r.Campaign, r.ID, r.Attempt); err != nil {
 				t.Fatal(err)
 			}
 			var n int
@@ -153,7 +153,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutBuild(ctx, Build{ID: "b1", Matrix: "m", Arch: "arm64", Status: "ok", Seconds: 1.5}); err != nil {
+	if err := s.PutBuild(ctx, Build{ID: "b1", Campaign: "matrix-m", Arch: "arm64", Status: "ok", Seconds: 1.5}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -162,7 +162,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	b, err := s.Builds(ctx, "m")
+	b, err := s.Builds(ctx, "matrix-m")
 	if err != nil || len(b) != 1 || b[0].Seconds != 1.5 {
 		t.Fatalf("%+v %v", b, err)
 	}
@@ -189,7 +189,7 @@ func TestConcurrentWriters(t *testing.T) {
 				go func(w int) {
 					defer wg.Done()
 					for k := 1; k <= 8; k++ {
-						r := Run{ID: fmt.Sprintf("m-c%d-r%d", w, k), Matrix: "m", Cell: fmt.Sprint("c", w), Attempt: k}
+						r := Run{ID: fmt.Sprintf("m-c%d-r%d", w, k), Campaign: "matrix-m", Group: fmt.Sprint("c", w), Attempt: k}
 						if err := s.BeginRun(ctx, r); err != nil {
 							errs <- err
 							return
@@ -208,7 +208,7 @@ func TestConcurrentWriters(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			runs, err := s.Runs(ctx, "m")
+			runs, err := s.Runs(ctx, "matrix-m")
 			if err != nil || len(runs) != 64 {
 				t.Fatalf("%d runs, %v", len(runs), err)
 			}
@@ -225,7 +225,7 @@ func BenchmarkRunWrites(b *testing.B) {
 			s := open(b)
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
-				r := Run{ID: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), Matrix: "bench", Cell: "c", Attempt: i}
+				r := Run{ID: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), Campaign: "bench", Group: "c", Attempt: i}
 				if err := s.BeginRun(ctx, r); err != nil {
 					b.Fatal(err)
 				}
