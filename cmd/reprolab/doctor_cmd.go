@@ -1,14 +1,15 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+
+	"github.com/reprolab/reprolab/lab/fault"
 
 	"github.com/reprolab/reprolab/lab/qemu"
 )
@@ -99,11 +100,18 @@ func anyCmd(names ...string) func() (bool, string) {
 	}
 }
 
-func doctorMain(args []string) int {
-	fs := flag.NewFlagSet("reprolab doctor", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return exitBadInput
+func newDoctorCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "doctor",
+		Short: "check the host for QEMU, KVM, busybox, mkfs.ext4, cross tools",
+		Long:  "Check the host for what running guests and building kernels need. Exit 0 ready, 3 a required item is missing.",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runDoctor(cmd) },
 	}
+}
+
+func runDoctor(cmd *cobra.Command) error {
+	out := cmd.OutOrStdout()
 	failed := 0
 	for _, c := range doctorChecks() {
 		ok, detail := c.ok()
@@ -114,15 +122,14 @@ func doctorMain(args []string) int {
 				failed++
 			}
 		}
-		fmt.Printf("%s %-45s [%s] %s\n", mark, c.what, c.need, detail)
+		fmt.Fprintf(out, "%s %-45s [%s] %s\n", mark, c.what, c.need, detail)
 		if !ok {
-			fmt.Printf("     fix: %s\n", c.fix)
+			fmt.Fprintf(out, "     fix: %s\n", c.fix)
 		}
 	}
 	if failed > 0 {
-		fmt.Fprintf(os.Stderr, "reprolab doctor: %d required item(s) missing; guests cannot run until they are installed\n", failed)
-		return exitInfra
+		return fault.Infraf("%d required item(s) missing; guests cannot run until they are installed", failed)
 	}
-	fmt.Println("reprolab doctor: ready to run guests")
-	return exitOK
+	fmt.Fprintln(out, "reprolab doctor: ready to run guests")
+	return nil
 }

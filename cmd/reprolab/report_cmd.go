@@ -4,65 +4,72 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
+	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/report"
 )
 
-// reportMain is `reprolab report [flags] CONSOLE.log...`: find crash reports in saved
+// reportFlags are `reprolab report`'s flags.
+type reportFlags struct {
+	vmlinux, arch, vmcore string
+	json, crashExit       bool
+	modules               []string
+}
+
+// newReportCmd is `reprolab report [flags] CONSOLE.log...`: find crash reports in saved
 // console logs ("-" reads stdin) and print them, symbolized when a vmlinux is given.
-// Exit status: 0 done (with or without crashes; -crash-exit makes "found one" 1),
+// Exit status: 0 done (with or without crashes; --crash-exit makes "found one" 1),
 // 2 bad input.
-func reportMain(args []string) int {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	vmlinux := fs.String("vmlinux", "", "vmlinux with debug info, to add file:line (guest booted with nokaslr)")
-	arch := fs.String("arch", "", "arch of -vmlinux: x86_64 or arm64 (default: from the report)")
-	asJSON := fs.Bool("json", false, "print reports as JSON")
-	crashExit := fs.Bool("crash-exit", false, "exit 1 when a crash is found")
-	vmcore := fs.String("vmcore", "", "also show every CPU's backtrace from this vmcore (crash(8) bt -a; needs -vmlinux)")
-	var modules []string
-	fs.Func("module", "NAME=PATH: resolve frames of module NAME against PATH (.ko with debug info); repeatable", func(v string) error {
+func newReportCmd() *cobra.Command {
+	var f reportFlags
+	cmd := &cobra.Command{
+		Use:   "report [flags] CONSOLE.log... (- for stdin)",
+		Short: "re-parse a console log into crash reports",
+		Long: `Find crash reports in saved console logs ("-" reads stdin) and print them, symbolized
+when a vmlinux is given. Exit: 0 done (with or without crashes; --crash-exit makes "found
+one" 1), 2 bad input.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runReport(cmd, &f, args) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.vmlinux, "vmlinux", "", "vmlinux with debug info, to add file:line (guest booted with nokaslr)")
+	fl.StringVar(&f.arch, "arch", "", "arch of --vmlinux: x86_64 or arm64 (default: from the report)")
+	fl.BoolVar(&f.json, "json", false, "print reports as JSON")
+	fl.BoolVar(&f.crashExit, "crash-exit", false, "exit 1 when a crash is found")
+	fl.StringVar(&f.vmcore, "vmcore", "", "also show every CPU's backtrace from this vmcore (crash(8) bt -a; needs --vmlinux)")
+	fl.StringArrayVar(&f.modules, "module", nil, "NAME=PATH: resolve frames of module NAME against PATH (.ko with debug info); repeatable")
+	return cmd
+}
+
+func (f *reportFlags) check(args []string) error {
+	for _, v := range f.modules {
 		if name, path, ok := strings.Cut(v, "="); !ok || name == "" || path == "" {
-			return fmt.Errorf("want NAME=PATH, e.g. dm_crypt=/lib/modules/6.1/kernel/drivers/md/dm-crypt.ko")
+			return usagef("--module %q: want NAME=PATH, e.g. dm_crypt=/lib/modules/6.1/kernel/drivers/md/dm-crypt.ko", v)
 		}
-		modules = append(modules, v)
-		return nil
-	})
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: reprolab report [-vmlinux FILE [-arch ARCH] [-module NAME=KO]...] [-vmcore FILE] [-json] [-crash-exit] CONSOLE.log... (- for stdin)")
-		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if len(args) == 0 && f.vmcore == "" {
+		return usagef("give a console log (or - for stdin) or --vmcore")
 	}
-	if fs.NArg() == 0 && *vmcore == "" {
-		fs.Usage()
-		return 2
+	if f.vmcore != "" && f.vmlinux == "" {
+		return usagef("--vmcore needs --vmlinux, the debug vmlinux of the dumped kernel")
 	}
-	if *vmcore != "" {
-		if *vmlinux == "" {
-			fmt.Fprintln(os.Stderr, "reprolab report: -vmcore needs -vmlinux, the debug vmlinux of the dumped kernel")
-			return 2
+	return nil
+}
+
+func runReport(cmd *cobra.Command, f *reportFlags, args []string) error {
+	if err := f.check(args); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if f.vmcore != "" {
+		if err := printBacktraces(out, f); err != nil {
+			return err
 		}
-		out, err := report.CrashBacktraces(context.Background(), "", *vmlinux, *vmcore)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
-			return 2
-		}
-		fmt.Printf("%s: backtraces of all CPUs (crash bt -a)\n", *vmcore)
-		for _, t := range report.ParseBacktraces([]byte(out)) {
-			g := "?"
-			if t.Guilty >= 0 {
-				g = t.Frames[t.Guilty].Func
-			}
-			fmt.Printf("  CPU %d  pid %-6d %-16s in %s\n", t.CPU, t.PID, t.Comm, g)
-		}
-		fmt.Printf("\n%s\n%s\n", out, strings.Repeat("=", 72))
 	}
 	var sym *report.Symbolizer
 	defer func() {
@@ -72,69 +79,106 @@ func reportMain(args []string) int {
 	}()
 	found := false
 	var all []*report.Report
-	for _, path := range fs.Args() {
-		var data []byte
-		var err error
-		if path == "-" {
-			data, err = io.ReadAll(os.Stdin)
-		} else {
-			data, err = os.ReadFile(path)
-		}
+	for _, path := range args {
+		reports, err := readReports(path)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "reprolab report: cannot read console log %s: %v\n", path, err)
-			return 2
+			return err
 		}
-		reports := report.Parse(data)
 		found = found || len(reports) > 0
 		for _, r := range reports {
-			if *vmlinux != "" {
-				if sym == nil {
-					a := *arch
-					if a == "" {
-						a = r.Arch
-					}
-					if sym, err = report.NewSymbolizer(*vmlinux, a); err != nil {
-						fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
-						return 2
-					}
-					for _, m := range modules {
-						name, path, _ := strings.Cut(m, "=")
-						if err := sym.AddModule(name, path); err != nil {
-							fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
-							return 2
-						}
-					}
-				}
-				if err := sym.Symbolize(r); err != nil {
-					fmt.Fprintf(os.Stderr, "reprolab report: %s: symbolize %q: %v\n", path, r.Title, err)
+			if f.vmlinux == "" {
+				continue
+			}
+			if sym == nil {
+				if sym, err = f.symbolizer(r); err != nil {
+					return err
 				}
 			}
+			if err := sym.Symbolize(r); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "reprolab report: %s: symbolize %q: %v\n", path, r.Title, err)
+			}
 		}
-		if *asJSON {
+		if f.json {
 			all = append(all, reports...)
 			continue
 		}
-		if len(reports) == 0 {
-			fmt.Printf("%s: no crash report\n", path)
-		}
-		for i, r := range reports {
-			fmt.Printf("%s: report %d of %d\n", path, i+1, len(reports))
-			if _, err := r.WriteTo(os.Stdout); err != nil && !errors.Is(err, os.ErrClosed) {
-				return 2
-			}
-			fmt.Println(strings.Repeat("=", 72))
+		if err := printReports(out, path, reports); err != nil {
+			return err
 		}
 	}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
+	if f.json {
+		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(all); err != nil {
-			fmt.Fprintf(os.Stderr, "reprolab report: %v\n", err)
-			return 2
+			return err
 		}
 	}
-	if found && *crashExit {
-		return 1
+	if found && f.crashExit {
+		return exitStatus(fault.ExitCrashed)
 	}
-	return 0
+	return nil
+}
+
+func printBacktraces(out io.Writer, f *reportFlags) error {
+	bt, err := report.CrashBacktraces(context.Background(), "", f.vmlinux, f.vmcore)
+	if err != nil {
+		return fault.AsInput(err)
+	}
+	fmt.Fprintf(out, "%s: backtraces of all CPUs (crash bt -a)\n", f.vmcore)
+	for _, t := range report.ParseBacktraces([]byte(bt)) {
+		g := "?"
+		if t.Guilty >= 0 {
+			g = t.Frames[t.Guilty].Func
+		}
+		fmt.Fprintf(out, "  CPU %d  pid %-6d %-16s in %s\n", t.CPU, t.PID, t.Comm, g)
+	}
+	fmt.Fprintf(out, "\n%s\n%s\n", bt, strings.Repeat("=", 72))
+	return nil
+}
+
+func readReports(path string) ([]*report.Report, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fault.Inputf("cannot read console log %s: %w", path, err)
+	}
+	return report.Parse(data), nil
+}
+
+func (f *reportFlags) symbolizer(r *report.Report) (*report.Symbolizer, error) {
+	a := f.arch
+	if a == "" {
+		a = r.Arch
+	}
+	sym, err := report.NewSymbolizer(f.vmlinux, a)
+	if err != nil {
+		return nil, fault.AsInput(err)
+	}
+	for _, m := range f.modules {
+		name, path, _ := strings.Cut(m, "=")
+		if err := sym.AddModule(name, path); err != nil {
+			sym.Close()
+			return nil, fault.AsInput(err)
+		}
+	}
+	return sym, nil
+}
+
+func printReports(out io.Writer, path string, reports []*report.Report) error {
+	if len(reports) == 0 {
+		fmt.Fprintf(out, "%s: no crash report\n", path)
+	}
+	for i, r := range reports {
+		fmt.Fprintf(out, "%s: report %d of %d\n", path, i+1, len(reports))
+		if _, err := r.WriteTo(out); err != nil && !errors.Is(err, os.ErrClosed) {
+			return err
+		}
+		fmt.Fprintln(out, strings.Repeat("=", 72))
+	}
+	return nil
 }

@@ -1,136 +1,152 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/reprolab/reprolab/lab/cache"
-
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/repro"
 	"github.com/reprolab/reprolab/lab/spec"
 	"github.com/reprolab/reprolab/lab/tmpdir"
 )
 
-// cacheDir is where kernels, images and verdicts are cached, outside the repo.
-func cacheDir() string { return cache.Dir() }
-
-// multiFlag collects a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
-func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
-
-// signalContext is cancelled on SIGINT/SIGTERM, so QEMU is stopped and scratch files are
-// removed before reprolab exits. A second signal exits at once; QEMU still dies with us
-// through its parent-death signal.
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		sig := <-ch
-		fmt.Fprintf(os.Stderr, "\nreprolab: %v: stopping the guest and cleaning up (again to exit at once)\n", sig)
-		cancel()
-		<-ch
-		os.Exit(130)
-	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+// runFlags are `reprolab run`'s flags.
+type runFlags struct {
+	arch, kernel, vmlinux, modules, repro, accel, qemu, results, reproducers string
+	iterations                                                               int
+	duration, bootTimeout                                                    time.Duration
+	vmcore                                                                   bool
+	cmdline                                                                  []string
 }
 
-func runMain(args []string) int {
-	fs := flag.NewFlagSet("reprolab run", flag.ContinueOnError)
-	archF := fs.String("arch", "x86_64", "guest architecture: x86_64 or arm64")
-	kernel := fs.String("kernel", "", "kernel image (bzImage, Image or a distro vmlinuz)")
-	vmlinux := fs.String("vmlinux", "", "vmlinux with symbols, for symbolized reports")
-	modules := fs.String("modules", "", "a distro kernel's lib/modules/<version> tree; needed modules go into the initramfs")
-	reproF := fs.String("repro", "", "reproducer name (under reproducers/) or path to a repro.yaml")
-	iterations := fs.Int("iterations", 0, "iteration budget (overrides the spec's budget)")
-	duration := fs.Duration("duration", 0, "time budget for the loop, e.g. 10m (overrides the spec's budget)")
-	accelF := fs.String("accel", "auto", "auto (KVM when it really runs guests, else TCG), kvm or tcg")
-	qemuBin := fs.String("qemu", "", "QEMU binary (default qemu-system-x86_64 / qemu-system-aarch64 from PATH)")
-	results := fs.String("results", "results", "results directory")
-	reproDir := fs.String("reproducers", "reproducers", "where reproducer names are looked up")
-	vmcore := fs.Bool("vmcore", false, "dump guest memory to results/<run>/vmcore when the guest panics")
-	bootTimeout := fs.Duration("boot-timeout", 0, "how long the guest agent may take to answer (default 60s KVM, 180s TCG)")
-	var cmdline multiFlag
-	fs.Var(&cmdline, "cmdline", "extra kernel command-line parameter (repeatable), e.g. a probe delay")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: reprolab run --arch x86_64|arm64 --kernel IMAGE [--vmlinux F] [--modules DIR] --repro NAME|PATH [--iterations N] [--duration D]")
-		fs.PrintDefaults()
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --kernel IMAGE --repro NAME|PATH [flags]",
+		Short: "boot a kernel and loop a reproducer until it crashes or the budget is spent",
+		Long: `Boot a kernel and loop a reproducer until it crashes or the budget is spent.
+
+` + exitCodesHelp,
+		Example: "  reprolab run --kernel bzImage --vmlinux vmlinux --repro memcg-writeback-null --duration 10m",
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runRun(cmd, &f) },
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitBadInput
+	fl := cmd.Flags()
+	fl.StringVar(&f.arch, "arch", "x86_64", "guest architecture: x86_64 or arm64")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel image (bzImage, Image or a distro vmlinuz)")
+	fl.StringVar(&f.vmlinux, "vmlinux", "", "vmlinux with symbols, for symbolized reports")
+	fl.StringVar(&f.modules, "modules", "", "a distro kernel's lib/modules/<version> tree; needed modules go into the initramfs")
+	fl.StringVar(&f.repro, "repro", "", "reproducer name (under --reproducers) or path to a repro.yaml")
+	fl.IntVar(&f.iterations, "iterations", 0, "iteration budget (overrides the spec's budget)")
+	fl.DurationVar(&f.duration, "duration", 0, "time budget for the loop, e.g. 10m (overrides the spec's budget)")
+	fl.StringVar(&f.accel, "accel", "auto", "auto (KVM when it really runs guests, else TCG), kvm or tcg")
+	fl.StringVar(&f.qemu, "qemu", "", "QEMU binary (default qemu-system-x86_64 / qemu-system-aarch64 from PATH)")
+	fl.StringVar(&f.results, "results", "results", "results directory")
+	fl.StringVar(&f.reproducers, "reproducers", "reproducers", "where reproducer names are looked up")
+	fl.BoolVar(&f.vmcore, "vmcore", false, "dump guest memory to results/<run>/vmcore when the guest panics")
+	fl.DurationVar(&f.bootTimeout, "boot-timeout", 0, "how long the guest agent may take to answer (default 60s KVM, 180s TCG)")
+	fl.StringArrayVar(&f.cmdline, "cmdline", nil, "extra kernel command-line parameter (repeatable), e.g. a probe delay")
+	return cmd
+}
+
+// check validates the flags before anything is swept, built or booted.
+func (f *runFlags) check(cmd *cobra.Command) (*repro.Config, error) {
+	if err := positiveFlags(cmd, "iterations", "duration", "boot-timeout"); err != nil {
+		return nil, err
 	}
+	arch, err := qemu.ParseArch(f.arch)
+	if err != nil {
+		return nil, fault.AsInput(err)
+	}
+	accel, err := qemu.ParseAccel(f.accel)
+	if err != nil {
+		return nil, fault.AsInput(err)
+	}
+	if f.kernel == "" {
+		return nil, usagef("--kernel is required")
+	}
+	if f.repro == "" {
+		return nil, usagef("--repro is required")
+	}
+	path, err := spec.Resolve(f.repro, f.reproducers)
+	if err != nil {
+		return nil, fault.AsInput(err)
+	}
+	rs, err := spec.LoadReproducer(path)
+	if err != nil {
+		return nil, fault.AsInput(err)
+	}
+	return &repro.Config{
+		Arch: arch, Accel: accel, QEMUBinary: f.qemu,
+		Kernel: f.kernel, Vmlinux: f.vmlinux, ModulesDir: f.modules,
+		Repro: rs, Iterations: f.iterations, Duration: f.duration, Cmdline: f.cmdline,
+		ResultsDir: f.results, CacheDir: cacheDir(), Progress: os.Stderr,
+		TTY:        term.IsTerminal(int(os.Stderr.Fd())),
+		DumpVmcore: f.vmcore, BootTimeout: f.bootTimeout,
+	}, nil
+}
+
+func runRun(cmd *cobra.Command, f *runFlags) error {
 	// Scratch dirs of runs that were SIGKILLed (and so could not clean up) go first.
 	if _, err := tmpdir.Sweep(); err != nil {
 		fmt.Fprintf(os.Stderr, "reprolab run: warning: sweeping stale scratch dirs: %v\n", err)
 	}
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(os.Stderr, "reprolab run: "+format+"\n", a...)
-		return exitBadInput
-	}
-	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
-	}
-	arch, err := qemu.ParseArch(*archF)
+	cfg, err := f.check(cmd)
 	if err != nil {
-		return bad("%v", err)
+		return err
 	}
-	accel, err := qemu.ParseAccel(*accelF)
-	if err != nil {
-		return bad("%v", err)
-	}
-	if *kernel == "" {
-		return bad("--kernel is required")
-	}
-	if *reproF == "" {
-		return bad("--repro is required")
-	}
-	path, err := spec.Resolve(*reproF, *reproDir)
-	if err != nil {
-		return bad("%v", err)
-	}
-	rs, err := spec.LoadReproducer(path)
-	if err != nil {
-		return bad("%v", err)
-	}
-	ctx, stop := signalContext()
+	ctx, stop := signalContext("stopping the guest and cleaning up")
 	defer stop()
-	tty := term.IsTerminal(int(os.Stderr.Fd()))
-	res, err := repro.Run(ctx, repro.Config{
-		Arch: arch, Accel: accel, QEMUBinary: *qemuBin,
-		Kernel: *kernel, Vmlinux: *vmlinux, ModulesDir: *modules,
-		Repro: rs, Iterations: *iterations, Duration: *duration, Cmdline: cmdline,
-		ResultsDir: *results, CacheDir: cacheDir(), Progress: os.Stderr, TTY: tty,
-		DumpVmcore: *vmcore, BootTimeout: *bootTimeout,
-	})
+	res, err := repro.Run(ctx, *cfg)
 	if err != nil {
 		var ie *repro.InputError
 		if errors.As(err, &ie) {
-			return bad("%v", err)
+			return fault.AsInput(err)
 		}
-		fmt.Fprintf(os.Stderr, "reprolab run: %v\n", err)
-		return exitInfra
+		return err
 	}
-	printResult(res)
-	return res.Outcome.ExitCode()
+	printResult(cmd, res)
+	if code := res.Outcome.ExitCode(); code != 0 {
+		return exitStatus(code)
+	}
+	return nil
 }
 
-func printResult(res *repro.Result) {
+// positiveFlags rejects a zero or negative value given explicitly for a count or duration
+// flag (their zero default means "the spec's" or "automatic"): a negative timeout would turn
+// every iteration into a false "hung" verdict.
+func positiveFlags(cmd *cobra.Command, names ...string) error {
+	for _, n := range names {
+		f := cmd.Flags().Lookup(n)
+		if f == nil || !f.Changed {
+			continue
+		}
+		switch f.Value.Type() {
+		case "duration":
+			if d, _ := cmd.Flags().GetDuration(n); d <= 0 {
+				return usagef("--%s %s: must be a positive duration, e.g. 90s or 10m", n, f.Value)
+			}
+		case "int":
+			if v, _ := cmd.Flags().GetInt(n); v <= 0 {
+				return usagef("--%s %s: must be a positive number", n, f.Value)
+			}
+		}
+	}
+	return nil
+}
+
+func printResult(cmd *cobra.Command, res *repro.Result) {
+	out := cmd.OutOrStdout()
 	loop := time.Duration(res.LoopSeconds * float64(time.Second)).Round(time.Second)
 	switch res.Outcome {
 	case repro.Survived:
-		fmt.Printf("survived: %d iterations in %s\n", res.Iterations, loop)
+		fmt.Fprintf(out, "survived: %d iterations in %s\n", res.Iterations, loop)
 	case repro.Crashed:
 		title := "(no report parsed)"
 		if len(res.Crashes) > 0 {
@@ -144,9 +160,9 @@ func printResult(res *repro.Result) {
 		if res.Reproduced {
 			verdict = "reproduced"
 		}
-		fmt.Printf("crashed at %s after %.1fs of looping (%s): %s\n", phase, res.TimeToCrash, verdict, title)
+		fmt.Fprintf(out, "crashed at %s after %.1fs of looping (%s): %s\n", phase, res.TimeToCrash, verdict, title)
 	default:
-		fmt.Printf("%s: %s\n", res.Outcome, res.Error)
+		fmt.Fprintf(out, "%s: %s\n", res.Outcome, res.Error)
 	}
-	fmt.Printf("results: %s\n", res.Dir)
+	fmt.Fprintf(out, "results: %s\n", res.Dir)
 }

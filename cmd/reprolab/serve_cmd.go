@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -14,51 +13,47 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/reprolab/reprolab/lab/fault"
 )
 
-// serveMain serves the results directory — matrix reports and every run's artifacts —
-// read-only on the loopback interface. Reports are rewritten by the matrix after each
-// run, so reloading the page follows a matrix in progress.
-func serveMain(args []string) int {
-	fset := flag.NewFlagSet("reprolab serve", flag.ContinueOnError)
-	results := fset.String("results", "results", "results directory to serve")
-	addr := fset.String("addr", "127.0.0.1:8080", "listen address; loopback only (127.0.0.1, ::1 or localhost)")
-	fset.Usage = func() {
-		fmt.Fprintln(fset.Output(), "usage: reprolab serve [--results DIR] [--addr 127.0.0.1:PORT]")
-		fset.PrintDefaults()
+func newServeCmd() *cobra.Command {
+	var results, addr string
+	cmd := &cobra.Command{
+		Use:   "serve [--results DIR] [--addr 127.0.0.1:PORT]",
+		Short: "serve the HTML matrix reports and run artifacts on 127.0.0.1",
+		Long: `Serve the results directory — matrix reports and every run's artifacts — read-only on
+the loopback interface. Reports are rewritten by the matrix after each run, so reloading
+the page follows a matrix in progress.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, results, addr) },
 	}
-	if err := fset.Parse(args); err != nil || fset.NArg() > 0 {
-		if fset.NArg() > 0 {
-			fset.Usage()
-		}
-		return exitBadInput
-	}
-	if st, err := os.Stat(*results); err != nil || !st.IsDir() {
-		fmt.Fprintf(os.Stderr, "reprolab serve: results directory %s: not found (run a matrix first, or give --results)\n", *results)
-		return exitBadInput
-	}
-	ln, err := listenLoopback(*addr)
+	cmd.Flags().StringVar(&results, "results", "results", "results directory to serve")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen address; loopback only (127.0.0.1, ::1 or localhost)")
+	return cmd
+}
+
+func runServe(cmd *cobra.Command, results, addr string) error {
+	ln, err := listenLoopback(addr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "reprolab serve: %v\n", err)
-		var in *badAddrError
-		if errors.As(err, &in) {
-			return exitBadInput
-		}
-		return exitInfra
+		return err
 	}
-	ctx, stop := signalContext()
+	if st, err := os.Stat(results); err != nil || !st.IsDir() {
+		ln.Close()
+		return fault.Inputf("results directory %s: not found (run a matrix first, or give --results)", results)
+	}
+	ctx, stop := signalContext("stopping the server")
 	defer stop()
-	fmt.Fprintf(os.Stderr, "reprolab serve: http://%s/ (read-only, %s)\n", ln.Addr(), *results)
-	if err := serveResults(ctx, ln, *results); err != nil {
-		fmt.Fprintf(os.Stderr, "reprolab serve: %v\n", err)
-		return exitInfra
-	}
-	return exitOK
+	fmt.Fprintf(cmd.ErrOrStderr(), "reprolab serve: http://%s/ (read-only, %s)\n", ln.Addr(), results)
+	return serveResults(ctx, ln, results)
 }
 
 type badAddrError struct{ msg string }
 
-func (e *badAddrError) Error() string { return e.msg }
+func (e *badAddrError) Error() string         { return e.msg }
+func (e *badAddrError) FaultKind() fault.Kind { return fault.Input }
 
 // listenLoopback listens only on a loopback address: results hold kernel consoles and
 // paths of the host, and the server has no authentication.

@@ -336,7 +336,7 @@ func contains(l []string, x string) bool {
 func (s *Spec) OverrideKernel(arg string) error {
 	name, val, ok := strings.Cut(arg, "=")
 	if !ok || name == "" || val == "" {
-		return bad("--kernel %q: want NAME=git:/path@ref, NAME=dir:/path, NAME=tarball:/file.tar.xz, NAME=url:URL#sha256, NAME=debian:PKG or NAME=prebuilt:ARCH=/image[,modules=DIR]", arg)
+		return bad("--kernel-source %q: want NAME=git:/path@ref, NAME=dir:/path, NAME=tarball:/file.tar.xz, NAME=url:URL#sha256, NAME=debian:PKG or NAME=prebuilt:ARCH=/image[,modules=DIR]", arg)
 	}
 	var k *Kernel
 	for i := range s.Axes.Kernel {
@@ -349,7 +349,7 @@ func (s *Spec) OverrideKernel(arg string) error {
 		for _, x := range s.Axes.Kernel {
 			names = append(names, x.Name)
 		}
-		return bad("--kernel %s: the matrix has no kernel %q (it has: %s)", arg, name, strings.Join(names, ", "))
+		return bad("--kernel-source %s: the matrix has no kernel %q (it has: %s)", arg, name, strings.Join(names, ", "))
 	}
 	kind, rest, _ := strings.Cut(val, ":")
 	src := &source.Source{}
@@ -357,7 +357,7 @@ func (s *Spec) OverrideKernel(arg string) error {
 	case "git":
 		repo, ref, ok := strings.Cut(rest, "@")
 		if !ok || ref == "" {
-			return bad("--kernel %s: git needs a ref: git:/path/to/linux@v4.11", arg)
+			return bad("--kernel-source %s: git needs a ref: git:/path/to/linux@v4.11", arg)
 		}
 		// ,exclude=PATH (repeatable) leaves folders out of `git archive`, e.g. a
 		// snapshot that lacks large files.
@@ -366,7 +366,7 @@ func (s *Spec) OverrideKernel(arg string) error {
 		for _, p := range parts[1:] {
 			k, v, _ := strings.Cut(p, "=")
 			if k != "exclude" || v == "" {
-				return bad("--kernel %s: after the ref only exclude=PATH options may follow", arg)
+				return bad("--kernel-source %s: after the ref only exclude=PATH options may follow", arg)
 			}
 			src.Exclude = append(src.Exclude, v)
 		}
@@ -378,7 +378,7 @@ func (s *Spec) OverrideKernel(arg string) error {
 	case "url":
 		u, sum, _ := strings.Cut(rest, "#")
 		if sum == "" {
-			return bad("--kernel %s: a URL needs its sha256: url:https://…/linux.tar.xz#<sha256>", arg)
+			return bad("--kernel-source %s: a URL needs its sha256: url:https://…/linux.tar.xz#<sha256>", arg)
 		}
 		src.URL, src.SHA256 = u, sum
 	case "debian":
@@ -386,7 +386,7 @@ func (s *Spec) OverrideKernel(arg string) error {
 	case "prebuilt":
 		arch, spec, ok := strings.Cut(rest, "=")
 		if !ok {
-			return bad("--kernel %s: want prebuilt:ARCH=/image[,modules=DIR][,vmlinux=FILE]", arg)
+			return bad("--kernel-source %s: want prebuilt:ARCH=/image[,modules=DIR][,vmlinux=FILE]", arg)
 		}
 		parts := strings.Split(spec, ",")
 		p := Prebuilt{Image: abs(parts[0])}
@@ -398,7 +398,7 @@ func (s *Spec) OverrideKernel(arg string) error {
 			case "vmlinux":
 				p.Vmlinux = abs(v)
 			default:
-				return bad("--kernel %s: unknown prebuilt option %q (modules=, vmlinux=)", arg, key)
+				return bad("--kernel-source %s: unknown prebuilt option %q (modules=, vmlinux=)", arg, key)
 			}
 		}
 		if k.Source != nil {
@@ -410,7 +410,7 @@ func (s *Spec) OverrideKernel(arg string) error {
 		k.Prebuilt[arch] = p
 		return nil
 	default:
-		return bad("--kernel %s: unknown source kind %q (git, dir, tarball, url, debian, prebuilt)", arg, kind)
+		return bad("--kernel-source %s: unknown source kind %q (git, dir, tarball, url, debian, prebuilt)", arg, kind)
 	}
 	k.Source, k.Prebuilt = src, nil
 	return nil
