@@ -13,10 +13,10 @@ func TestCLIBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"matrix"}, "usage:"},
+		{[]string{"matrix"}, "Usage:"},
 		{[]string{"matrix", "no/such/matrix.yaml"}, "matrix spec: open no/such/matrix.yaml"},
 		{[]string{"matrix", "lab/matrix/testdata/bad/unknown-key.yaml"}, `unknown key "probes"`},
-		{[]string{"matrix", "reproducers/memcg-writeback-null", "--kernel", "v5.0=dir:/x"}, `no kernel "v5.0"`},
+		{[]string{"matrix", "reproducers/memcg-writeback-null", "--kernel-source", "v5.0=dir:/x"}, `no kernel "v5.0"`},
 		{[]string{"matrix", "reproducers/memcg-writeback-null", "--only", "colour=red"}, "--only"},
 		{[]string{"matrix", "reproducers/ci-smoke", "--only", "arch=riscv64", "--dry-run"}, "no cells left"},
 		{[]string{"matrix", "report", empty}, "has no reprolab.db"},
@@ -33,7 +33,7 @@ func TestCLIBadInput(t *testing.T) {
 
 func TestCLIDryRun(t *testing.T) {
 	out, code := runCLI(t, "matrix", "reproducers/memcg-writeback-null", "--dry-run", "--only", "arch=arm64,kernel=v4.11",
-		"--kernel", "v4.11=dir:/src/linux-4.11")
+		"--kernel-source", "v4.11=dir:/src/linux-4.11")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}
