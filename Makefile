@@ -53,7 +53,9 @@ ci-kernel: $(BIN)/reprolab
 
 # Tests boot real guests under TCG; -p 1 keeps two packages from fighting over 2 cores
 # and turning timing-sensitive boots into timeouts.
+# PostgreSQL tests use a local cluster that images/test-postgres.sh starts (they skip without).
 test: vet build ci-kernel
+	REPROLAB_TEST_POSTGRES=$${REPROLAB_TEST_POSTGRES:-$$(images/test-postgres.sh)} \
 	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -timeout 80m -count=1 ./...
 
 bench: build ci-kernel

@@ -13,6 +13,8 @@ pkgs=(
 	llvm crash                            # symbolization, vmcore analysis
 	chromium libxml2-utils                # HTML report rendering, JUnit XSD check (xmllint)
 	git ca-certificates
+	postgresql                            # the shared results DB and job queue (tests, multi-host labs)
+	ccache                                # cheap incremental kernel rebuilds (bisection steps)
 )
 missing=()
 for p in "${pkgs[@]}"; do
