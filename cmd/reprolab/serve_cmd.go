@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
-	"path"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/serve"
 )
 
 func newServeCmd() *cobra.Command {
@@ -94,86 +90,5 @@ func serveResults(ctx context.Context, ln net.Listener, dir string) error {
 	return nil
 }
 
-var indexTmpl = template.Must(template.New("index").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>reprolab results</title></head>
-<body style="font: 14px system-ui, sans-serif; margin: 1.5em">
-<h1>reprolab results</h1>
-{{if .}}<ul>{{range .}}<li><a href="{{.}}/index.html">{{.}}</a></li>{{end}}</ul>{{else}}<p>No matrix reports yet: run <code>reprolab matrix &lt;spec&gt;</code>.</p>{{end}}
-</body></html>
-`))
-
-// resultsHandler is read-only: GET and HEAD only, no dot files, no database files.
-func resultsHandler(dir string) http.Handler {
-	files := http.FileServer(http.FS(hiddenFS{os.DirFS(dir)}))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "read-only", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		// Reports carry no scripts; forbid any that console text might smuggle in.
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:")
-		if r.URL.Path == "/" {
-			var reports []string
-			ents, _ := os.ReadDir(dir)
-			for _, e := range ents {
-				if e.IsDir() && strings.HasPrefix(e.Name(), "matrix-") && fileExists(filepath.Join(dir, e.Name(), "index.html")) {
-					reports = append(reports, e.Name())
-				}
-			}
-			if len(reports) == 1 {
-				http.Redirect(w, r, "/"+reports[0]+"/index.html", http.StatusFound)
-				return
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_ = indexTmpl.Execute(w, reports)
-			return
-		}
-		// Logs and reports are text whatever their extension.
-		switch path.Ext(r.URL.Path) {
-		case ".log", ".txt":
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		}
-		files.ServeHTTP(w, r)
-	})
-}
-
-// hiddenFS hides dot files and the results database from the file server.
-type hiddenFS struct{ fs.FS }
-
-func hidden(name string) bool {
-	for _, part := range strings.Split(name, "/") {
-		if strings.HasPrefix(part, ".") || strings.Contains(part, ".db") {
-			return true
-		}
-	}
-	return false
-}
-
-func (h hiddenFS) Open(name string) (fs.File, error) {
-	if hidden(name) {
-		return nil, fs.ErrNotExist
-	}
-	f, err := h.FS.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := f.(fs.ReadDirFile); ok {
-		return hiddenDir{d}, nil
-	}
-	return f, nil
-}
-
-type hiddenDir struct{ fs.ReadDirFile }
-
-func (d hiddenDir) ReadDir(n int) ([]fs.DirEntry, error) {
-	ents, err := d.ReadDirFile.ReadDir(n)
-	out := ents[:0]
-	for _, e := range ents {
-		if !hidden(e.Name()) {
-			out = append(out, e)
-		}
-	}
-	return out, err
-}
+// resultsHandler is lab/serve's read-only view of the results directory.
+func resultsHandler(dir string) http.Handler { return serve.Handler(dir) }
