@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,6 +43,21 @@ type Guest struct {
 	Memory Size `yaml:"memory"`
 	// Cmdline is appended to the lab's kernel command line.
 	Cmdline []string `yaml:"cmdline"`
+
+	keys keys
+}
+
+// UnmarshalYAML records which keys were given (an explicit "cpus: 0" is an error, an
+// absent one the default) and where, for validate's messages.
+func (g *Guest) UnmarshalYAML(n *yaml.Node) error {
+	type plain Guest
+	var p plain
+	if err := decodeKnown(n, &p, "Guest"); err != nil {
+		return err
+	}
+	*g = Guest(p)
+	g.keys = keysOf(n)
+	return nil
 }
 
 // Disk is a virtio disk the guest addresses as serial:<name>.
@@ -88,6 +105,97 @@ type Budget struct {
 	// IterationTimeout is how long one iteration may go without finishing and without any
 	// console output before the guest is declared hung.
 	IterationTimeout Duration `yaml:"iteration_timeout"`
+
+	keys keys
+}
+
+// UnmarshalYAML records which keys were given and where, for validate's messages.
+func (b *Budget) UnmarshalYAML(n *yaml.Node) error {
+	type plain Budget
+	var p plain
+	if err := decodeKnown(n, &p, "Budget"); err != nil {
+		return err
+	}
+	*b = Budget(p)
+	b.keys = keysOf(n)
+	return nil
+}
+
+// decodeKnown is n.Decode with unknown keys rejected: yaml.v3 does not carry the decoder's
+// KnownFields into a custom UnmarshalYAML.
+func decodeKnown(n *yaml.Node, v any, typeName string) error {
+	if err := checkKnown(n, reflect.TypeOf(v).Elem(), typeName); err != nil {
+		return err
+	}
+	return n.Decode(v)
+}
+
+// checkKnown rejects mapping keys that name no field of t, down through nested structs.
+func checkKnown(n *yaml.Node, t reflect.Type, typeName string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
+		return nil
+	}
+	fields := map[string]reflect.StructField{}
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = t.Field(i)
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		f, ok := fields[k.Value]
+		if !ok {
+			return fmt.Errorf("line %d: unknown key %q in %s (check the spelling; unknown keys are never ignored)", k.Line, k.Value, typeName)
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if err := checkKnown(n.Content[i+1], f.Type, ft.Name()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keys are the value nodes of a mapping by key: yaml.v3 decodes 1.5 into an int as 1 and
+// cannot tell "cpus: 0" from no cpus at all, so validation looks at the nodes themselves.
+type keys map[string]*yaml.Node
+
+func keysOf(n *yaml.Node) keys {
+	k := keys{}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k[n.Content[i].Value] = n.Content[i+1]
+		}
+	}
+	return k
+}
+
+// has reports whether key was given.
+func (k keys) has(key string) bool { return k[key] != nil }
+
+// at is " (line N)" for a given key, "" otherwise.
+func (k keys) at(key string) string {
+	if n := k[key]; n != nil {
+		return fmt.Sprintf(" (line %d)", n.Line)
+	}
+	return ""
+}
+
+// notWhole names the given keys whose value is not a whole number (1.5, 1e3).
+func (k keys) notWhole(section string, names ...string) []error {
+	var errs []error
+	for _, name := range names {
+		if n := k[name]; n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() != "!!int" {
+			errs = append(errs, fmt.Errorf("%s.%s%s: %q is not a whole number", section, name, k.at(name), n.Value))
+		}
+	}
+	return errs
 }
 
 // Expect lists the crash titles (regular expressions) that count as reproducing the bug.
@@ -114,6 +222,7 @@ func (s Size) MB() int { return int(int64(s) >> 20) }
 // ParseSize parses 256M, 1G, 4096K, 1048576.
 func ParseSize(str string) (int64, error) {
 	str = strings.TrimSpace(str)
+	orig := str
 	mult := int64(1)
 	if str != "" {
 		switch strings.ToUpper(str[len(str)-1:]) {
@@ -131,6 +240,9 @@ func ParseSize(str string) (int64, error) {
 	v, err := strconv.ParseInt(str, 10, 64)
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("bad size %q: use a number with an optional K, M or G suffix", str)
+	}
+	if v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("bad size %q: too large (the limit is 8 EiB)", orig)
 	}
 	return v * mult, nil
 }
@@ -150,6 +262,42 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Std returns the time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Limits on what a spec may ask for: beyond them a value is a typo (cpus: 4096, memory:
+// 95P), which must fail here as bad input rather than later as a QEMU error.
+const (
+	MaxCPUs   = 64
+	MaxMemory = 1 << 40 // 1 TiB
+	MaxDisk   = 1 << 40
+)
+
+// String writes a size the way specs do (256M, 1G), exact.
+func (s Size) String() string {
+	v := int64(s)
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"T", 40}, {"G", 30}, {"M", 20}, {"K", 10}} {
+		if v != 0 && v%(1<<u.shift) == 0 {
+			return strconv.FormatInt(v>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$`)
+
+// ValidName checks a reproducer name: it names results/<run-id> folders, so it is one
+// path element of safe characters (no '/', no leading '.', so never "..").
+func ValidName(name string) error {
+	if name == "" {
+		return errors.New("name is required")
+	}
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("name %q: use letters, digits, '.', '_', '+', '-' (up to 100, not starting with '.'): it names result folders", name)
+	}
+	return nil
+}
 
 // Error is a spec error with the file it came from.
 type Error struct {
@@ -238,7 +386,7 @@ func cleanYAMLError(err error) error {
 func (s *Step) UnmarshalYAML(n *yaml.Node) error {
 	type plain Step
 	var p plain
-	if err := n.Decode(&p); err != nil {
+	if err := decodeKnown(n, &p, "Step"); err != nil {
 		return err
 	}
 	*s = Step(p)
@@ -249,20 +397,27 @@ func (s *Step) UnmarshalYAML(n *yaml.Node) error {
 func (r *Reproducer) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if r.Name == "" {
-		bad("name is required")
+	if err := ValidName(r.Name); err != nil {
+		bad("%v", err)
 	}
 	if strings.TrimSpace(r.Run) == "" {
 		bad("run is required: the shell command of one iteration")
 	}
-	if r.Guest.CPUs <= 0 {
-		r.Guest.CPUs = 2
+	g := &r.Guest
+	errs = append(errs, g.keys.notWhole("guest", "cpus")...)
+	switch {
+	case !g.keys.has("cpus"):
+		g.CPUs = 2
+	case g.CPUs < 1 || g.CPUs > MaxCPUs:
+		bad("guest.cpus%s: %d: give 1 to %d vCPUs", g.keys.at("cpus"), g.CPUs, MaxCPUs)
 	}
-	if r.Guest.Memory == 0 {
-		r.Guest.Memory = 512 << 20
-	}
-	if r.Guest.Memory.MB() < 64 {
-		bad("guest.memory %d MiB is too small: give at least 64M", r.Guest.Memory.MB())
+	switch {
+	case !g.keys.has("memory"):
+		g.Memory = 512 << 20
+	case g.Memory.MB() < 64:
+		bad("guest.memory%s: %s is too small: give at least 64M", g.keys.at("memory"), g.Memory)
+	case int64(g.Memory) > MaxMemory:
+		bad("guest.memory%s: %s is absurd: give at most %s", g.keys.at("memory"), g.Memory, Size(MaxMemory))
 	}
 	disks := map[string]bool{}
 	for _, d := range r.Disks {
@@ -275,6 +430,8 @@ func (r *Reproducer) validate() error {
 			bad("disk %q: kind %q: use raw or ext4", d.Name, d.Kind)
 		case d.Size.MB() < 1:
 			bad("disk %q: size is required (e.g. 512M)", d.Name)
+		case int64(d.Size) > MaxDisk:
+			bad("disk %q: size %s is absurd: give at most %s", d.Name, d.Size, Size(MaxDisk))
 		}
 		disks[d.Name] = true
 	}
@@ -297,6 +454,9 @@ func (r *Reproducer) validate() error {
 		}
 		if s.TmpfsFill != nil {
 			n++
+			if s.TmpfsFill.Readers < 0 {
+				bad("setup step %d (line %d): tmpfs_fill: readers %d cannot be negative", i+1, s.line, s.TmpfsFill.Readers)
+			}
 			if !strings.HasPrefix(s.TmpfsFill.Path, "/") || s.TmpfsFill.Size.MB() < 1 {
 				bad("setup step %d (line %d): tmpfs_fill needs an absolute path and a size", i+1, s.line)
 			}
@@ -311,14 +471,24 @@ func (r *Reproducer) validate() error {
 			bad("setup step %d (line %d): give exactly one of dmcrypt_swap, ext4_mount, tmpfs_fill, shell, background", i+1, s.line)
 		}
 	}
-	if r.Budget.Iterations < 0 || r.Budget.Duration < 0 {
-		bad("budget: iterations and duration cannot be negative")
+	b := &r.Budget
+	errs = append(errs, b.keys.notWhole("budget", "iterations")...)
+	if b.keys.has("iterations") && b.Iterations <= 0 {
+		bad("budget.iterations%s: %d: must be a positive number (leave it out for no iteration limit)", b.keys.at("iterations"), b.Iterations)
 	}
-	if r.Budget.Iterations == 0 && r.Budget.Duration == 0 {
+	// A non-positive time would end every loop at once or, for the timeout, turn every
+	// iteration into a false "hung" verdict.
+	if b.keys.has("duration") && b.Duration <= 0 {
+		bad("budget.duration%s: %s: must be a positive duration, e.g. 10m (leave it out for no time limit)", b.keys.at("duration"), b.Duration.Std())
+	}
+	if b.keys.has("iteration_timeout") && b.IterationTimeout <= 0 {
+		bad("budget.iteration_timeout%s: %s: must be a positive duration, e.g. 3m", b.keys.at("iteration_timeout"), b.IterationTimeout.Std())
+	}
+	if b.Iterations <= 0 && b.Duration <= 0 && !b.keys.has("iterations") && !b.keys.has("duration") {
 		bad("budget: give iterations, duration or both")
 	}
-	if r.Budget.IterationTimeout == 0 {
-		r.Budget.IterationTimeout = Duration(5 * time.Minute)
+	if !b.keys.has("iteration_timeout") {
+		b.IterationTimeout = Duration(5 * time.Minute)
 	}
 	for _, t := range r.Expect.Titles {
 		if _, err := regexp.Compile(t); err != nil {
