@@ -151,9 +151,7 @@ func (r *run) status(format string, args ...any) {
 func (r *run) do(ctx context.Context) (res *Result, err error) {
 	cfg := r.cfg
 	res = r.res
-	if _, err := tmpdir.Sweep(); err != nil {
-		r.say("warning: sweeping stale scratch dirs: %v", err)
-	}
+	r.sweepStale()
 	if cfg.RunID == "" {
 		cfg.RunID = newRunID(cfg.Arch, cfg.Repro.Name)
 		r.cfg.RunID = cfg.RunID
@@ -241,6 +239,7 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	if r.scratch, err = tmpdir.New(); err != nil {
 		return InfraError, fmt.Errorf("scratch dir: %w", err)
 	}
+	r.noteOwner()
 	if r.watch, err = console.New(filepath.Join(res.Dir, "console.log")); err != nil {
 		return InfraError, fmt.Errorf("console.log: %w", err)
 	}

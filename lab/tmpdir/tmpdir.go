@@ -26,7 +26,12 @@ func New() (string, error) {
 
 // Sweep removes the scratch directories of reprolab processes that no longer exist and
 // returns the ones it removed.
-func Sweep() ([]string, error) {
+func Sweep() ([]string, error) { return SweepWith(nil) }
+
+// SweepWith is Sweep that first calls visit with each dead owner's directory, while its
+// contents are still there: a run leaves a note in its scratch dir saying whose record
+// to fix when it cannot finish the record itself.
+func SweepWith(visit func(dir string, ownerPID int)) ([]string, error) {
 	matches, err := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*-*"))
 	if err != nil {
 		return nil, err
@@ -37,6 +42,9 @@ func Sweep() ([]string, error) {
 		pid, ok := ownerPID(filepath.Base(dir))
 		if !ok || alive(pid) {
 			continue
+		}
+		if visit != nil {
+			visit(dir, pid)
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)
