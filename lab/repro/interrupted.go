@@ -100,4 +100,3 @@ func lastIteration(guestLog string) (int, bool) {
 	}
 	return n, ok
 }
-
