@@ -535,3 +535,22 @@ func (s *Store) wrap(err error) error {
 	}
 	return fmt.Errorf("results database %s: %w", s.Location, err)
 }
+
+// DB is the database handle, for packages that share the results database and its
+// transactions (lab/queue keeps its job tables beside the results).
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Run is one recorded run, or nil when (campaign, trial, attempt) has no row.
+func (s *Store) Run(ctx context.Context, campaign, id string, attempt int) (*Run, error) {
+	var r Run
+	err := s.db.QueryRowContext(ctx, `SELECT state, outcome, dir, host FROM runs WHERE campaign = $1 AND trial_id = $2 AND attempt = $3`,
+		campaign, id, attempt).Scan(&r.State, &r.Outcome, &r.Dir, &r.Host)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	r.Campaign, r.ID, r.Attempt = campaign, id, attempt
+	return &r, nil
+}
