@@ -8,6 +8,7 @@ package kver
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,13 +56,22 @@ func Parse(s string) (Version, error) {
 
 // FromTree reads VERSION, PATCHLEVEL and SUBLEVEL from dir/Makefile.
 func FromTree(dir string) (Version, error) {
-	f, err := os.Open(filepath.Join(dir, "Makefile"))
+	data, err := os.ReadFile(filepath.Join(dir, "Makefile"))
 	if err != nil {
 		return Version{}, fmt.Errorf("kernel tree %s: %w (is this a Linux source tree?)", dir, err)
 	}
-	defer f.Close()
+	v, err := FromMakefile(data)
+	if err != nil {
+		return Version{}, fmt.Errorf("kernel tree %s: %w", dir, err)
+	}
+	return v, nil
+}
+
+// FromMakefile reads VERSION, PATCHLEVEL and SUBLEVEL from the text of a
+// top-level kernel Makefile (a file on disk, or `git show REV:Makefile`).
+func FromMakefile(data []byte) (Version, error) {
 	vals := map[string]int{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for i := 0; sc.Scan() && i < 20; i++ {
 		k, v, ok := strings.Cut(sc.Text(), "=")
 		if !ok {
@@ -75,7 +85,7 @@ func FromTree(dir string) (Version, error) {
 		}
 	}
 	if _, ok := vals["VERSION"]; !ok {
-		return Version{}, fmt.Errorf("kernel tree %s: Makefile has no VERSION line in its first 20 lines (is this a Linux source tree?)", dir)
+		return Version{}, fmt.Errorf("Makefile has no VERSION line in its first 20 lines (is this a Linux source tree?)")
 	}
 	return Version{vals["VERSION"], vals["PATCHLEVEL"], vals["SUBLEVEL"]}, nil
 }
