@@ -130,23 +130,33 @@ func sourceRoot() (string, error) {
 // into every base initramfs built from it: a stable key keeps the initramfs cacheable, and
 // the host pins it with ssh.FixedHostKey.
 func hostKey(cacheDir string) (pemBytes []byte, pub ssh.PublicKey, err error) {
-	path := filepath.Join(cacheDir, "keys", "ssh_host_ed25519_key")
-	pemBytes, err = os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	dir := keysDir(cacheDir)
+	path := filepath.Join(dir, "ssh_host_ed25519_key")
+	if err := secretDir(dir); err != nil {
+		return nil, nil, fmt.Errorf("guest host key: %w", err)
+	}
+	// Generated under a lock: two runs on a fresh cache that each made a key would bake
+	// different keys into images, and the loser's image would be orphaned in the cache.
+	err = withLock(filepath.Join(dir, ".lock"), func() error {
+		var rerr error
+		pemBytes, rerr = os.ReadFile(path)
+		if rerr == nil {
+			return secretFile(path)
+		}
+		if !errors.Is(rerr, os.ErrNotExist) {
+			return rerr
+		}
 		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
 		if gerr != nil {
-			return nil, nil, gerr
+			return gerr
 		}
 		blk, merr := ssh.MarshalPrivateKey(priv, "reprolab guest host key")
 		if merr != nil {
-			return nil, nil, merr
+			return merr
 		}
-		if err := writeFileAtomic(path, pemEncode(blk), 0o600); err != nil {
-			return nil, nil, err
-		}
-		// Another builder may have won the race: read back whatever is there now.
-		pemBytes, err = os.ReadFile(path)
-	}
+		pemBytes = pemEncode(blk)
+		return writeFileAtomic(path, pemBytes, 0o600)
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("guest host key: %w", err)
 	}

@@ -128,11 +128,18 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 	}
 	sum := sha256.Sum256(archive)
 	out := filepath.Join(s.CacheDir, "initramfs", fmt.Sprintf("%s-%s.cpio", s.Arch, hex.EncodeToString(sum[:12])))
+	// The archive holds the host private key: 0600 in a 0700 folder.
+	if err := secretDir(filepath.Dir(out)); err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
 	if _, err := os.Stat(out); err == nil {
 		touch(out)
+		if err := secretFile(out); err != nil {
+			return nil, fmt.Errorf("initramfs: %w", err)
+		}
 		fmt.Fprintf(progress, "image: initramfs %s (cached)\n", out)
 	} else {
-		if err := writeFileAtomic(out, archive, 0o644); err != nil {
+		if err := writeFileAtomic(out, archive, 0o600); err != nil {
 			return nil, fmt.Errorf("initramfs: %w", err)
 		}
 		fmt.Fprintf(progress, "image: initramfs %s (%d modules, %d KiB)\n", out, len(mods), len(archive)>>10)
