@@ -332,7 +332,7 @@ func runMatrixReport(cmd *cobra.Command, f *matrixReportFlags, loc string) error
 func validateReports(dir string, w io.Writer) int {
 	code := exitOK
 	if p := filepath.Join(dir, "junit.xml"); fileExists(p) {
-		if err := render.ValidateJUnit(p); err != nil {
+		if err := render.CheckJUnit(p); err != nil {
 			fmt.Fprintf(w, "junit.xml: %v\n", err)
 			code = exitInfra
 		} else {
@@ -342,7 +342,7 @@ func validateReports(dir string, w io.Writer) int {
 	if p := filepath.Join(dir, "kcidb.json"); fileExists(p) {
 		data, err := os.ReadFile(p)
 		if err == nil {
-			err = render.ValidateKCIDB(data)
+			err = render.CheckKCIDB(data)
 		}
 		if err != nil {
 			fmt.Fprintf(w, "kcidb.json: %v\n", err)

@@ -28,6 +28,13 @@ A matrix spec (YAML, unknown keys are errors):
 	  cmdline: [{name: plain}, {name: nosmp, args: [nosmp]}]
 	exclude:      [{kernel: v4.13, patches: fix}]   # drop cells; all keys must match
 	expect_crash: [{kernel: v4.11, probe: 100, patches: none}]  # the rest are expected clean
+	clean: {rate_per_hour: 300, confidence: 0.99}  # see below
+
+A clean cell passes only when its clean loop time T reaches the confidence (0.99 by
+default) against λ_low, the lower end of the exact Poisson interval of its crashing
+counterpart's rate (same arch and kernel, probe on, expected to crash), or against
+clean.rate_per_hour when it has none: confidence = 1 − exp(−λ_low·T). Short of that it
+is "clean, not yet conclusive (confidence 12%, needs 1.8 h more)" (lab/verdict).
 
 A cell is one value per axis; its ID joins them with '_' (x86_64_v4.11_default_p100_none_plain)
 and its k-th run is <matrix>-<cell>-r<k> under the results directory. Cells that differ

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+	"gopkg.in/yaml.v3"
 
 	"github.com/reprolab/reprolab/lab/render"
 	"github.com/reprolab/reprolab/lab/stats"
 	"github.com/reprolab/reprolab/lab/store"
+	"github.com/reprolab/reprolab/lab/verdict"
 )
 
 // ReportDir is where a matrix's reports go inside the results directory.
@@ -53,6 +55,7 @@ func BuildReport(ctx context.Context, st *store.Store, matrix, resultsDir string
 			}
 		}
 	}
+	policy := cleanPolicy(rep.SpecPath)
 	byBuild := map[string]*store.Build{}
 	for i := range builds {
 		byBuild[builds[i].ID] = &builds[i]
@@ -88,14 +91,53 @@ func BuildReport(ctx context.Context, st *store.Store, matrix, resultsDir string
 			}
 		}
 		rc.Stats = stats.Summarize(samples, 0.95)
-		rc.Judge()
 		rep.Cells = append(rep.Cells, rc)
 	}
 	for i, n := range axisNames {
 		rep.Axes = append(rep.Axes, render.Axis{Name: n, Values: axisVals[i]})
 	}
-	rep.Tally()
+	Judge(rep, policy)
 	return rep, nil
+}
+
+// Judge sets every cell's verdict and the report's fix confidences with lab/verdict,
+// then the totals: the one place a matrix report is judged.
+func Judge(rep *render.Report, p verdict.Policy) {
+	in := make([]verdict.Cell, len(rep.Cells))
+	for i, c := range rep.Cells {
+		in[i] = verdict.Cell{Cell: c.Cell, Build: c.Build, Stats: c.Stats}
+	}
+	for i, j := range verdict.Judge(in, p) {
+		c := rep.Cells[i]
+		c.Verdict, c.Reason, c.Clean = j.Verdict, j.Reason, nil
+		if j.Clean != nil {
+			e := render.CleanEvidence(*j.Clean)
+			c.Clean = &e
+		}
+	}
+	rep.Fixes = nil
+	for _, f := range verdict.Fixes(in) {
+		rep.Fixes = append(rep.Fixes, render.FixVerdict{Candidate: rep.Cells[f.Candidate], Baseline: rep.Cells[f.Baseline],
+			CleanHours: f.CleanHours, Confidence: f.Confidence, Conservative: f.Conservative, HoursFor99: f.HoursFor99})
+	}
+	rep.Tally()
+}
+
+// cleanPolicy reads the clean: rule of the spec a matrix was run from, so `matrix
+// report` judges as the run did. A spec that has moved or no longer parses leaves the
+// default rule (no named rate): its cells are then judged against counterparts only.
+func cleanPolicy(specPath string) verdict.Policy {
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		return verdict.Policy{}
+	}
+	var s struct {
+		Clean Clean `yaml:"clean"`
+	}
+	if yaml.Unmarshal(data, &s) != nil {
+		return verdict.Policy{}
+	}
+	return s.Clean.Policy()
 }
 
 // Formats are the report files WriteReports writes, by format name.

@@ -20,6 +20,7 @@ import (
 	"github.com/reprolab/reprolab/lab/kbuild/probe"
 	"github.com/reprolab/reprolab/lab/kbuild/source"
 	"github.com/reprolab/reprolab/lab/spec"
+	"github.com/reprolab/reprolab/lab/verdict"
 )
 
 // Spec is a matrix spec file.
@@ -36,6 +37,9 @@ type Spec struct {
 	Exclude []Match `yaml:"exclude"`
 	// ExpectCrash lists the cells expected to crash; every other cell is expected clean.
 	ExpectCrash []Match `yaml:"expect_crash"`
+	// Clean says how sure a clean cell must be, and against which rate when it has no
+	// crashing counterpart (lab/verdict).
+	Clean Clean `yaml:"clean"`
 
 	Path   string            `yaml:"-"`
 	Dir    string            `yaml:"-"`
@@ -60,6 +64,19 @@ type Axes struct {
 	Probe   []int        `yaml:"probe"` // µs; 0 = off
 	Patches []PatchSet   `yaml:"patches"`
 	Cmdline []CmdlineSet `yaml:"cmdline"`
+}
+
+// Clean is the spec's clean-cell rule: a clean cell passes once its clean loop time
+// reaches Confidence against its crashing counterpart's rate, or RatePerHour when it has
+// none.
+type Clean struct {
+	RatePerHour float64 `yaml:"rate_per_hour"`
+	Confidence  float64 `yaml:"confidence"`
+}
+
+// Policy is the rule as lab/verdict takes it.
+func (c Clean) Policy() verdict.Policy {
+	return verdict.Policy{Confidence: c.Confidence, RatePerHour: c.RatePerHour}
 }
 
 // Kernel is a kernel source the builder accepts, or prebuilt images per arch.
@@ -138,7 +155,7 @@ func Load(path string) (*Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
-		return nil, bad("matrix spec %s: %s (keys: name, reproducer, budget{runs, iterations, duration}, axes{arch, kernel, config, probe, patches, cmdline}, probes, exclude, expect_crash)", path, cleanYAML(err))
+		return nil, bad("matrix spec %s: %s (keys: name, reproducer, budget{runs, iterations, duration}, axes{arch, kernel, config, probe, patches, cmdline}, probes, exclude, expect_crash, clean{rate_per_hour, confidence})", path, cleanYAML(err))
 	}
 	sum := sha256.Sum256(data)
 	s.Path, s.Dir, s.SHA256 = path, filepath.Dir(path), hex.EncodeToString(sum[:])
@@ -175,6 +192,9 @@ func (s *Spec) validate() error {
 	}
 	if s.Budget.Iterations < 0 || s.Budget.Duration < 0 {
 		badf("budget: iterations and duration cannot be negative")
+	}
+	if s.Clean.RatePerHour < 0 || s.Clean.Confidence < 0 || s.Clean.Confidence >= 1 {
+		badf("clean: rate_per_hour must be positive and confidence between 0 and 1 (e.g. clean: {rate_per_hour: 300, confidence: 0.99})")
 	}
 	if s.Reproducer == "" {
 		badf("reproducer is required: a repro.yaml path relative to this file")

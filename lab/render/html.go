@@ -48,7 +48,7 @@ type htmlData struct {
 // crash text go through html/template's escaping, so a console line holding markup is
 // shown as text.
 func HTML(w io.Writer, r *Report) error {
-	d := htmlData{Report: r, Fixes: r.FixVerdicts(), Plots: map[string]template.HTML{}}
+	d := htmlData{Report: r, Fixes: r.Fixes, Plots: map[string]template.HTML{}}
 	// Columns: arch × probe (what a maintainer compares side by side); rows: the rest.
 	var arches, probes []string
 	rowAxes := []string{}

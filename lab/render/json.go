@@ -39,7 +39,19 @@ type jsonCell struct {
 	Rate        *float64          `json:"crashes_per_hour"`
 	RateLow     *float64          `json:"crashes_per_hour_low"`
 	RateHigh    *float64          `json:"crashes_per_hour_high"`
+	Clean       *jsonClean        `json:"clean,omitempty"`
 	Runs        []jsonRun         `json:"runs"`
+}
+
+// jsonClean is a clean cell's evidence: hours_more is null when no rate was known.
+type jsonClean struct {
+	Against    string   `json:"against,omitempty"`
+	RateLow    float64  `json:"rate_low_per_hour"`
+	Hours      float64  `json:"clean_hours"`
+	Confidence float64  `json:"confidence"`
+	Target     float64  `json:"target_confidence"`
+	HoursMore  *float64 `json:"hours_more"`
+	Conclusive bool     `json:"conclusive"`
 }
 
 type jsonRun struct {
@@ -99,6 +111,9 @@ func JSON(w io.Writer, r *Report) error {
 		jc := jsonCell{ID: c.ID, ExpectCrash: c.ExpectCrash, Verdict: c.Verdict, Reason: c.Reason, Build: c.BuildID,
 			Planned: c.PlannedRuns, Stats: c.Stats, Rate: num(c.Stats.Rate), RateLow: num(c.Stats.RateLow), RateHigh: num(c.Stats.RateHigh),
 			Axes: map[string]string{}, Runs: []jsonRun{}}
+		if cl := c.Clean; cl != nil {
+			jc.Clean = &jsonClean{cl.Against, cl.RateLow, cl.Hours, cl.Confidence, cl.Target, num(cl.HoursMore), cl.Conclusive}
+		}
 		if jc.Stats.Signatures == nil {
 			jc.Stats.Signatures = []stats.SignatureCount{}
 		}
@@ -119,7 +134,7 @@ func JSON(w io.Writer, r *Report) error {
 	for _, b := range r.Builds {
 		doc.Builds = append(doc.Builds, jsonBld{b.ID, b.Arch, b.Kernel, b.Source, b.Image, b.Status, b.Error, b.Seconds, b.Cached})
 	}
-	for _, f := range r.FixVerdicts() {
+	for _, f := range r.Fixes {
 		doc.Fixes = append(doc.Fixes, jsonFix{f.Candidate.ID, f.Baseline.ID, f.CleanHours, f.Confidence, f.Conservative, num(f.HoursFor99)})
 	}
 	enc := json.NewEncoder(w)

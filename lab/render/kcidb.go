@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -186,7 +187,8 @@ func KCIDB(w io.Writer, r *Report) error {
 				LogURL:  r.fileURL(run.Dir + "/console.log"),
 				Comment: "run " + run.ID + ": " + run.Outcome,
 				Misc: map[string]any{"cell": c.ID, "probe_us": c.Probe, "cmdline": c.Cmdline, "outcome": run.Outcome, "iterations": run.Iterations,
-					"loop_seconds": run.LoopSeconds, "time_to_crash_seconds": run.TimeToCrash, "accel": run.Accel, "expect_crash": c.ExpectCrash},
+					"loop_seconds": run.LoopSeconds, "time_to_crash_seconds": run.TimeToCrash, "accel": run.Accel, "expect_crash": c.ExpectCrash,
+					"cell_verdict": c.Verdict, "cell_reason": c.Reason},
 			}
 			if run.Error != "" {
 				t.LogExcerpt = clip(run.Error, 16384)
@@ -213,7 +215,7 @@ func KCIDB(w io.Writer, r *Report) error {
 					doc.Issues = append(doc.Issues, kcidbIssue{ID: iid, Version: 1, Origin: origin, Comment: cr.Title,
 						Culprit: kcidbCulprit{Code: true}, Misc: map[string]any{"signature": cr.Signature, "type": cr.Type}})
 				}
-				doc.Incidents = append(doc.Incidents, kcidbIncident{ID: origin + ":" + run.ID + "#" + itoa(cr.Seq), Origin: origin, IssueID: iid,
+				doc.Incidents = append(doc.Incidents, kcidbIncident{ID: origin + ":" + run.ID + "#" + strconv.Itoa(cr.Seq), Origin: origin, IssueID: iid,
 					IssueVersion: 1, BuildID: bid, TestID: tid, Present: true, Comment: cr.Title})
 			}
 		}

@@ -147,7 +147,7 @@ func Markdown(w io.Writer, r *Report) error {
 		b.WriteString("\n### Crashes\n\n| cell | runs | title |\n|---|---|---|\n")
 		b.WriteString(strings.Join(sigRows, "\n") + "\n")
 	}
-	if fv := r.FixVerdicts(); len(fv) > 0 {
+	if fv := r.Fixes; len(fv) > 0 {
 		b.WriteString("\n### Fix confidence\n\n")
 		for _, v := range fv {
 			fmt.Fprintf(&b, "- `%s` ran %s h clean where `%s` crashes at %s/h: confidence %s that it removed the crash (%s at the rate's lower 95%% limit; %s clean hours reach 99%%).\n",

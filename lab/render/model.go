@@ -9,18 +9,20 @@ package render
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/reprolab/reprolab/lab/stats"
 	"github.com/reprolab/reprolab/lab/store"
 )
 
-// Verdicts of a cell against its expectation.
+// Verdicts of a cell against its expectation, as lab/verdict names them: render only
+// shows them (colour, JUnit element, KCIDB field) and never decides one.
 const (
-	Pass       = "pass"       // crashed as expected, or clean as expected
-	Fail       = "fail"       // a crash or hang where none was expected, or no crash where one was
-	Error      = "error"      // no run said anything about the kernel (build failed, infra errors)
-	Incomplete = "incomplete" // fewer finished runs than planned
+	Pass       = "pass"
+	Fail       = "fail"
+	Error      = "error"
+	Incomplete = "incomplete"
 )
 
 // Report is a matrix's results.
@@ -37,6 +39,32 @@ type Report struct {
 	Cells      []*Cell
 	Builds     []store.Build
 	Totals     Totals
+	// Fixes are the fix confidences lab/verdict found (clean candidates against their
+	// crashing twins with other patches).
+	Fixes []FixVerdict
+}
+
+// FixVerdict is a clean candidate cell against a crashing baseline that differs only
+// in its patch set.
+type FixVerdict struct {
+	Candidate, Baseline *Cell
+	CleanHours          float64
+	Confidence          float64 // at the baseline's point rate
+	Conservative        float64 // at the lower confidence limit of the baseline rate
+	HoursFor99          float64 // clean hours needed for 99% at the conservative rate
+}
+
+// CleanEvidence is what a clean cell's verdict rests on: the rate it was measured
+// against (a counterpart cell, or "spec"), its clean loop hours, the confidence reached
+// and the target, and how many more clean hours the target needs.
+type CleanEvidence struct {
+	Against    string
+	RateLow    float64
+	Hours      float64
+	Confidence float64
+	Target     float64
+	HoursMore  float64
+	Conclusive bool
 }
 
 // Axis is one dimension and its values, in spec order.
@@ -57,37 +85,13 @@ type Cell struct {
 	Build   *store.Build
 	Runs    []store.Run // finished runs, by attempt
 	Stats   stats.Cell
-	Verdict string
+	Verdict string // set by lab/verdict
 	Reason  string
+	Clean   *CleanEvidence // for cells that ran clean where clean was expected
 	// Console holds the last lines of each run's console.log (by run ID), shown as text.
 	Console map[string]string
 	// Reports holds each run's first crash report text (by run ID).
 	Reports map[string]string
-}
-
-// Judge sets a cell's verdict from its statistics and expectation.
-func (c *Cell) Judge() {
-	s := c.Stats
-	kernelFailed := s.Crashes + s.Hangs
-	switch {
-	case c.Build != nil && c.Build.Status != "ok":
-		c.Verdict, c.Reason = Error, "build failed: "+firstLine(c.Build.Error)
-	case s.Runs < c.PlannedRuns && s.Valid() == 0:
-		c.Verdict, c.Reason = Incomplete, "not run yet"
-	case s.Valid() == 0:
-		c.Verdict, c.Reason = Error, "no run reached the kernel: infrastructure errors only"
-	case c.ExpectCrash && s.Crashes > 0:
-		c.Verdict, c.Reason = Pass, "reproduced as expected"
-	case c.ExpectCrash:
-		c.Verdict, c.Reason = Fail, "expected a crash, none in "+itoa(s.Valid())+" runs"
-	case kernelFailed > 0:
-		c.Verdict, c.Reason = Fail, "unexpected crash or hang ("+itoa(kernelFailed)+" of "+itoa(s.Valid())+" runs)"
-	default:
-		c.Verdict, c.Reason = Pass, "clean as expected"
-	}
-	if c.Verdict == Pass && s.Runs < c.PlannedRuns {
-		c.Verdict, c.Reason = Incomplete, c.Reason+", "+itoa(s.Runs)+" of "+itoa(c.PlannedRuns)+" runs so far"
-	}
 }
 
 // Tally fills Totals from the cells.
@@ -125,30 +129,16 @@ func (c *Cell) Fraction() float64 {
 	return float64(c.Stats.Crashes+c.Stats.Hangs) / float64(c.Stats.Valid())
 }
 
+// firstLine is s up to its first newline.
 func firstLine(s string) string {
-	for i, ch := range s {
-		if ch == '\n' {
-			return s[:i]
-		}
-	}
-	return s
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
+// num is a float for JSON: NaN and ±Inf are not JSON numbers, so they become null.
+func num(f float64) *float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
 	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	if neg {
-		b = append([]byte{'-'}, b...)
-	}
-	return string(b)
+	return &f
 }

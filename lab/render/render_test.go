@@ -13,6 +13,7 @@ import (
 
 	"github.com/reprolab/reprolab/lab/stats"
 	"github.com/reprolab/reprolab/lab/store"
+	"github.com/reprolab/reprolab/lab/verdict"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -74,7 +75,6 @@ func seedReport(t *testing.T) *Report {
 			}
 		}
 		c.Stats = stats.Summarize(samples, 0.95)
-		c.Judge()
 		for _, n := range names {
 			v := c.AxisValue(n)
 			found := false
@@ -90,8 +90,31 @@ func seedReport(t *testing.T) *Report {
 	for _, n := range names {
 		r.Axes = append(r.Axes, Axis{Name: n, Values: axisVals[n]})
 	}
-	r.Tally()
+	judge(r, seedPolicy)
 	return r
+}
+
+// seedPolicy is the seed matrix.yaml's clean: rule.
+var seedPolicy = verdict.Policy{RatePerHour: 300, Confidence: 0.99}
+
+// judge sets the verdicts as lab/matrix does (render itself never decides one).
+func judge(r *Report, p verdict.Policy) {
+	in := make([]verdict.Cell, len(r.Cells))
+	for i, c := range r.Cells {
+		in[i] = verdict.Cell{Cell: c.Cell, Build: c.Build, Stats: c.Stats}
+	}
+	for i, j := range verdict.Judge(in, p) {
+		r.Cells[i].Verdict, r.Cells[i].Reason = j.Verdict, j.Reason
+		if j.Clean != nil {
+			e := CleanEvidence(*j.Clean)
+			r.Cells[i].Clean = &e
+		}
+	}
+	r.Fixes = nil
+	for _, f := range verdict.Fixes(in) {
+		r.Fixes = append(r.Fixes, FixVerdict{r.Cells[f.Candidate], r.Cells[f.Baseline], f.CleanHours, f.Confidence, f.Conservative, f.HoursFor99})
+	}
+	r.Tally()
 }
 
 func TestVerdicts(t *testing.T) {
@@ -112,20 +135,49 @@ func TestVerdicts(t *testing.T) {
 	}
 	// The surprise JUnit must fail: flip one expectation.
 	r.Cells[0].ExpectCrash = true
-	r.Cells[0].Judge()
+	c := r.Cells[1] // x86_64 v4.11 p100 none: crashed
+	c.ExpectCrash = false
+	judge(r, seedPolicy)
 	if r.Cells[0].Verdict != Fail {
 		t.Fatalf("expected crash that never came: %s", r.Cells[0].Verdict)
 	}
-	c := r.Cells[1] // x86_64 v4.11 p100 none: crashed
-	c.ExpectCrash = false
-	c.Judge()
 	if c.Verdict != Fail || !strings.Contains(c.Reason, "unexpected") {
 		t.Fatalf("unexpected crash judged %s: %s", c.Verdict, c.Reason)
 	}
 }
 
+// Without a rate the spec names, v4.13's clean cells (no crashing counterpart: v4.13 has
+// the fix) cannot pass, and every format says why.
+func TestCleanNotConclusive(t *testing.T) {
+	r := seedReport(t)
+	judge(r, verdict.Policy{})
+	var c *Cell
+	for _, x := range r.Cells {
+		if x.ID == "x86_64_v4.13_seed_p100_none_plain" {
+			c = x
+		}
+	}
+	if c == nil || c.Verdict != Incomplete || !strings.Contains(c.Reason, "clean, not yet conclusive") || c.Clean == nil || c.Clean.Conclusive {
+		t.Fatalf("v4.13 without a named rate: %+v", c)
+	}
+	var md, js, ju, kc bytes.Buffer
+	for _, f := range []func() error{
+		func() error { return Markdown(&md, r) }, func() error { return JSON(&js, r) },
+		func() error { return JUnit(&ju, r) }, func() error { return KCIDB(&kc, r) },
+	} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, out := range map[string]string{"md": md.String(), "json": js.String(), "junit": ju.String(), "kcidb": kc.String()} {
+		if !strings.Contains(out, "clean, not yet conclusive") {
+			t.Errorf("%s does not say the clean cell is not yet conclusive", name)
+		}
+	}
+}
+
 func TestFixVerdicts(t *testing.T) {
-	fv := seedReport(t).FixVerdicts()
+	fv := seedReport(t).Fixes
 	if len(fv) != 2 {
 		t.Fatalf("%d fix verdicts, want 2 (x86_64 and arm64 v4.11 probe 100 fix vs none)", len(fv))
 	}
@@ -210,18 +262,16 @@ func TestJSON(t *testing.T) {
 func TestJUnit(t *testing.T) {
 	r := seedReport(t)
 	r.Cells[0].ExpectCrash = true // one surprise: expected crash never came
-	r.Cells[0].Judge()
-	r.Cells[1].Runs = nil // and one cell not run yet
+	r.Cells[1].Runs = nil         // and one cell not run yet
 	r.Cells[1].Stats = stats.Summarize(nil, 0.95)
-	r.Cells[1].Judge()
-	r.Tally()
+	judge(r, seedPolicy)
 	var b bytes.Buffer
 	if err := JUnit(&b, r); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "junit.xml")
 	os.WriteFile(path, b.Bytes(), 0o644)
-	if err := ValidateJUnit(path); err != nil {
+	if err := CheckJUnit(path); err != nil {
 		t.Fatal(err)
 	}
 	var doc junitSuites
@@ -234,7 +284,7 @@ func TestJUnit(t *testing.T) {
 	// The validator is not a rubber stamp.
 	bad := strings.Replace(b.String(), `failures="1"`, `failures="one"`, 1)
 	os.WriteFile(path, []byte(bad), 0o644)
-	if err := ValidateJUnit(path); err == nil {
+	if err := CheckJUnit(path); err == nil {
 		t.Fatal("xmllint accepted failures=\"one\"")
 	}
 }
@@ -244,7 +294,7 @@ func TestKCIDB(t *testing.T) {
 	if err := KCIDB(&b, seedReport(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ValidateKCIDB(b.Bytes()); err != nil {
+	if err := CheckKCIDB(b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	var doc kcidbDoc
@@ -262,7 +312,7 @@ func TestKCIDB(t *testing.T) {
 		if bad == b.String() {
 			t.Fatalf("%s: mutation did not apply", mutate.name)
 		}
-		if err := ValidateKCIDB([]byte(bad)); err == nil {
+		if err := CheckKCIDB([]byte(bad)); err == nil {
 			t.Errorf("%s: schema accepted it", mutate.name)
 		}
 	}

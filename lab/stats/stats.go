@@ -1,6 +1,6 @@
 // Package stats turns a cell's runs into the numbers a maintainer decides on: how often the
 // bug fires per hour of looping (with an exact Poisson confidence interval), how long it
-// takes, which distinct crashes appear, and how sure a clean candidate fix is.
+// takes, which distinct crashes appear (lab/verdict judges what they mean).
 //
 // A race is a Poisson process in loop time: crashes arrive at some rate λ, so k crashes in
 // T hours of looping give λ̂ = k/T, and the exact (Garwood) interval comes from chi-square
@@ -176,25 +176,6 @@ func PoissonInterval(k int, confidence float64) (lo, hi float64) {
 	}
 	hi = ChiSquareQuantile(1-alpha/2, 2*float64(k)+2) / 2
 	return lo, hi
-}
-
-// FixConfidence is the confidence that a candidate which ran cleanHours without a crash
-// removed a bug that crashes at ratePerHour on the baseline: 1 - exp(-λT), the chance the
-// unfixed kernel would have crashed at least once in that time.
-func FixConfidence(ratePerHour, cleanHours float64) float64 {
-	if ratePerHour <= 0 || cleanHours <= 0 || math.IsNaN(ratePerHour) {
-		return 0
-	}
-	return 1 - math.Exp(-ratePerHour*cleanHours)
-}
-
-// HoursForConfidence is how long a candidate must loop cleanly for FixConfidence to
-// reach target: -ln(1-target)/λ.
-func HoursForConfidence(ratePerHour, target float64) float64 {
-	if ratePerHour <= 0 || target <= 0 || target >= 1 || math.IsNaN(ratePerHour) {
-		return math.Inf(1)
-	}
-	return -math.Log(1-target) / ratePerHour
 }
 
 // Summary computes min, quartiles (linear interpolation between order statistics) and max.

@@ -88,15 +88,6 @@ func TestSeedVerdict(t *testing.T) {
 	if !near(c.Rate, wantRate, 1e-12) || !(c.RateLow < c.Rate && c.Rate < c.RateHigh) {
 		t.Fatalf("rate %v [%v, %v], want %v inside", c.Rate, c.RateLow, c.RateHigh, wantRate)
 	}
-	// Judge the fix on the pessimistic end of the baseline rate.
-	conf := FixConfidence(c.RateLow, 6*3.0/60)
-	if conf < 0.999999 {
-		t.Fatalf("6×3 min clean against a ≥%.0f/h baseline: confidence %v", c.RateLow, conf)
-	}
-	h := HoursForConfidence(c.RateLow, 0.99)
-	if got := FixConfidence(c.RateLow, h); !near(got, 0.99, 1e-9) {
-		t.Fatalf("HoursForConfidence round trip: %v", got)
-	}
 }
 
 // The seed bug often fires while the tmpfs is being filled, before the first dd: those
@@ -123,9 +114,6 @@ func TestNoExposure(t *testing.T) {
 	c := Summarize([]Sample{{Outcome: BootFailed}, {Outcome: InfraError}}, 0)
 	if c.Known() || c.BootFailed != 1 || c.InfraErrors != 1 || c.Confidence != 0.95 {
 		t.Fatalf("%+v", c)
-	}
-	if FixConfidence(math.NaN(), 1) != 0 || !math.IsInf(HoursForConfidence(0, 0.9), 1) {
-		t.Fatal("unknown rate must give no confidence")
 	}
 }
 

@@ -16,9 +16,9 @@ import (
 //go:embed schema/kcidb.v5.schema.json schema/junit.xsd
 var schemaFS embed.FS
 
-// ValidateKCIDB checks a KCIDB document against the KCIDB v5 JSON schema (formats
+// CheckKCIDB checks a KCIDB document against the KCIDB v5 JSON schema (formats
 // asserted, so a malformed URL or timestamp fails too).
-func ValidateKCIDB(data []byte) error {
+func CheckKCIDB(data []byte) error {
 	raw, err := schemaFS.ReadFile("schema/kcidb.v5.schema.json")
 	if err != nil {
 		return err
@@ -46,9 +46,9 @@ func ValidateKCIDB(data []byte) error {
 	return nil
 }
 
-// ValidateJUnit checks a JUnit XML file against reprolab's JUnit XSD with xmllint
+// CheckJUnit checks a JUnit XML file against reprolab's JUnit XSD with xmllint
 // (Debian libxml2-utils), the reference XSD validator.
-func ValidateJUnit(path string) error {
+func CheckJUnit(path string) error {
 	bin, err := exec.LookPath("xmllint")
 	if err != nil {
 		return errors.New("validating JUnit XML needs xmllint: apt-get install libxml2-utils")
