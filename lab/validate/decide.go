@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/reprolab/reprolab/lab/stats"
+	"github.com/reprolab/reprolab/lab/verdict"
 )
 
 // Expect is what the candidate is supposed to do.
@@ -405,7 +406,7 @@ func (d *Decision) LambdaLow() float64 {
 // NeedHours is the clean candidate time T the target confidence needs: ln(1/(1−c))/λ_low
 // (+Inf before the baseline crashed).
 func (d *Decision) NeedHours() float64 {
-	return stats.HoursForConfidence(d.LambdaLow(), d.P.Confidence)
+	return verdict.HoursNeeded(d.LambdaLow(), d.P.Confidence)
 }
 
 // Confidence is what the candidate's clean time gives so far: 1 − exp(−λ_low·T).
@@ -413,7 +414,7 @@ func (d *Decision) Confidence() float64 {
 	if d.Cand.Crashes > 0 {
 		return 0
 	}
-	return stats.FixConfidence(d.LambdaLow(), d.Cand.LoopHours)
+	return verdict.CleanConfidence(d.LambdaLow(), d.Cand.LoopHours)
 }
 
 // Result is the verdict with its reasons.
