@@ -32,6 +32,8 @@ var commands = []func() *cobra.Command{
 	newReportCmd,
 	newServeCmd,
 	newDoctorCmd,
+	newWorkerCmd,
+	newStatusCmd,
 }
 
 // Exit codes shared by every subcommand (the same numbers as lab/fault's).

@@ -38,7 +38,7 @@ type matrixFlags struct {
 	results, dsn, accel                 string
 	jobs, runs, iterations              int
 	duration                            time.Duration
-	dry                                 bool
+	dry, wait, dispatch, local          bool
 	kernelSources, only, oldKernelFlags []string
 }
 
@@ -63,6 +63,9 @@ func newMatrixCmd() *cobra.Command {
 	fl.BoolVar(&f.dry, "dry-run", false, "check the spec and its sources, list the cells and their kernel command lines, run nothing")
 	fl.StringArrayVar(&f.kernelSources, "kernel-source", nil, "override a kernel axis entry's source: NAME=git:/path@ref[,exclude=PATH] | dir:/path | tarball:/f.tar.xz[#sha256] | url:URL#sha256 | debian:PKG | prebuilt:ARCH=/image[,modules=DIR] (repeatable)")
 	fl.StringArrayVar(&f.only, "only", nil, "run only cells matching axis=value[,axis=value] (repeatable; all must match)")
+	fl.BoolVar(&f.wait, "wait", false, "with workers (--db postgres://… or --dispatch): follow the runs until done, then report")
+	fl.BoolVar(&f.dispatch, "dispatch", false, "enqueue the runs for `reprolab worker`s instead of running them here (default with --db postgres://…)")
+	fl.BoolVar(&f.local, "local", false, "run here even with --db postgres://…")
 	// --kernel was this override's old name; in `run` it is an image path. Kept hidden to
 	// say so instead of "unknown flag".
 	fl.StringArrayVar(&f.oldKernelFlags, "kernel", nil, "renamed --kernel-source")
@@ -131,10 +134,15 @@ func runMatrix(cmd *cobra.Command, f *matrixFlags, path string) error {
 	t0 := time.Now()
 	sum, err := matrix.Run(ctx, matrix.Options{
 		Spec: s, Store: st, ResultsDir: f.results, CacheDir: cacheDir(), Jobs: f.jobs, Accel: accel,
-		Only: filters, Runs: f.runs, Progress: os.Stderr, AfterRun: reports.afterRun,
+		Only: filters, Runs: f.runs, Progress: os.Stderr, AfterRun: reports.afterRun, Dispatch: f.dispatcher(st, accel),
 	})
 	if err != nil {
 		return classifyMatrix(err)
+	}
+	if sum.Dispatched != nil {
+		if done, err := f.follow(ctx, st, s.Name, sum, reports); done || err != nil {
+			return err
+		}
 	}
 	rep, rerr := reports.write()
 	if rerr != nil {

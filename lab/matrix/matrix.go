@@ -40,6 +40,10 @@ type Options struct {
 	// AfterRun is called after each finished run (e.g. to rewrite the reports, so a
 	// matrix running overnight can be watched). Calls are not concurrent.
 	AfterRun func()
+	// Dispatch, when set, hands the runs to workers instead of running them here
+	// (lab/fleet): it gets the planned trials once the kernels are built. Runs in
+	// progress are then the workers', so they are left alone instead of discarded.
+	Dispatch func(ctx context.Context, campaignID string, trials []campaign.Trial) error
 }
 
 // Summary is what an invocation did.
@@ -53,6 +57,8 @@ type Summary struct {
 	InfraErrors int
 	BuildErrors []error
 	Interrupted bool
+	// Dispatched lists the run ids handed to workers (Options.Dispatch).
+	Dispatched []string
 }
 
 // DefaultJobs is how many TCG guests the host takes: each guest's vCPUs need a host
@@ -140,7 +146,14 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	// Resume: a run still "running" in the database was cut off (Ctrl-C, SIGKILL,
 	// reboot); the engine discards its row and folder, and it is redone.
-	prev, discarded, err := e.Resume(ctx, cid)
+	// With workers (Dispatch), rows in progress are theirs: keep them.
+	var prev []store.Run
+	var discarded int
+	if o.Dispatch != nil {
+		prev, err = finishedRuns(ctx, e, cid)
+	} else {
+		prev, discarded, err = e.Resume(ctx, cid)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +243,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return sum, nil
 	}
 
+	if o.Dispatch != nil {
+		return dispatch(ctx, o, cid, kernels, queue, sum)
+	}
+
 	// Runs.
 	p := &progress{say: say, total: sum.Planned, done: sum.Kept, start: time.Now(), jobs: o.Jobs, todo: len(queue),
 		cells: len(cells), perCell: runs, cellRuns: map[string]int{}}
@@ -316,6 +333,38 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		sum.Interrupted = true
 	}
 	return sum, fatal
+}
+
+// finishedRuns are a campaign's finished runs.
+func finishedRuns(ctx context.Context, e *campaign.Engine, cid string) ([]store.Run, error) {
+	all, err := e.Runs(ctx, cid)
+	var out []store.Run
+	for _, r := range all {
+		if r.State == store.Finished {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+// dispatch hands the runs still to do to o.Dispatch, as campaign trials.
+func dispatch(ctx context.Context, o Options, cid string, kernels map[string]*campaign.Build, queue []job, sum *Summary) (*Summary, error) {
+	s := o.Spec
+	var trials []campaign.Trial
+	for _, j := range queue {
+		b := kernels[j.cell.BuildKey()]
+		if b == nil || b.Failed != nil {
+			continue
+		}
+		iters, dur := s.loopBudget()
+		trials = append(trials, campaign.Trial{ID: j.id, Group: j.cell.ID(), Attempt: j.k, Build: b,
+			Repro: s.Repro, Cmdline: s.CellCmdline(j.cell), Iterations: iters, Duration: dur, Dir: j.id})
+		sum.Dispatched = append(sum.Dispatched, j.id)
+	}
+	if err := o.Dispatch(ctx, cid, trials); err != nil {
+		return nil, err
+	}
+	return sum, nil
 }
 
 // kernel is the campaign kernel a cell runs. Prebuilt paths are resolved here, in the
