@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/reprolab/reprolab/lab/campaign"
 	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/kbuild"
 )
@@ -131,7 +132,7 @@ func runKernel(cmd *cobra.Command, sub string, f *kernelFlags) error {
 	}
 	ctx, cancel := signalContext("stopping the build")
 	defer cancel()
-	res, err := kbuild.Build(ctx, spec)
+	res, err := campaign.BuildKernel(ctx, spec)
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "reprolab kernel:", err)

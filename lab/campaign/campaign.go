@@ -213,7 +213,7 @@ func (e *Engine) Kernel(ctx context.Context, campaignID string, k Kernel) (*Buil
 	e.logf("kernel %s: building %s (cached builds return at once)", k.BuildKey(), rec.Source)
 	build := e.Build
 	if build == nil {
-		build = kbuild.Build
+		build = BuildKernel
 	}
 	t0 := time.Now()
 	res, err := build(ctx, spec)
@@ -234,6 +234,13 @@ func (e *Engine) Kernel(ctx context.Context, campaignID string, k Kernel) (*Buil
 	rec.ID, rec.Image, rec.Vmlinux, rec.Version, rec.Cached, rec.Compiled = b.ID, b.Image, b.Vmlinux, b.Version, b.Cached, b.Compiled
 	e.logf("kernel %s: %s (%.0fs, cached=%v)", k.BuildKey(), res.Kernel, b.Seconds, res.Cached)
 	return b, e.Store.PutBuild(ctx, rec)
+}
+
+// BuildKernel builds one kernel outside any campaign, recording nothing: `reprolab
+// kernel build`. It is, with Engine.Kernel, the only way into kbuild.Build, so every
+// build the lab makes goes through this package.
+func BuildKernel(ctx context.Context, spec kbuild.Spec) (*kbuild.Result, error) {
+	return kbuild.Build(ctx, spec)
 }
 
 // isBadInput: the user's mistake, by lab/fault or by kbuild's own classification
