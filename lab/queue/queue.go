@@ -152,12 +152,18 @@ func Open(ctx context.Context, st *store.Store, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fault.Infraf("job queue on %s: %w", st.Location, err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fault.Infraf("job queue on %s: migrating River's tables: %w", st.Location, err)
-	}
-	if _, err := st.DB().ExecContext(ctx, `CREATE TABLE IF NOT EXISTS reprolab_workers (
+	// Workers and enqueuers on several hosts may open a fresh database at once.
+	if err := st.Exclusive(ctx, "queue-schema", func() error {
+		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return fault.Infraf("job queue on %s: migrating River's tables: %w", st.Location, err)
+		}
+		if _, err := st.DB().ExecContext(ctx, `CREATE TABLE IF NOT EXISTS reprolab_workers (
 		name TEXT PRIMARY KEY, slots INTEGER NOT NULL, arches TEXT NOT NULL, started_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, running TEXT NOT NULL)`); err != nil {
-		return nil, fault.Infraf("job queue on %s: %w", st.Location, err)
+			return fault.Infraf("job queue on %s: %w", st.Location, err)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	rc := &river.Config{
 		ID:                   strings.NewReplacer(":", "_", ".", "_").Replace(cfg.Name),

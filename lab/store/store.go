@@ -53,7 +53,8 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			return nil, fmt.Errorf("database %s: %w", redact(dsn), err)
 		}
 		s := &Store{db: db, Dialect: "postgres", Location: redact(dsn)}
-		if err := s.migrate(ctx); err != nil {
+		// Several hosts (workers, an enqueuer) may open a fresh database at once.
+		if err := s.Exclusive(ctx, "schema", func() error { return s.migrate(ctx) }); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -90,6 +91,26 @@ func redact(dsn string) string {
 		}
 	}
 	return dsn
+}
+
+// Exclusive runs fn while holding a database-wide lock named key, so processes on several
+// hosts sharing a PostgreSQL do not, say, migrate the same schema at once (a session-level
+// advisory lock on a connection of its own). On SQLite fn just runs: one host, and its
+// writers already queue on the file lock.
+func (s *Store) Exclusive(ctx context.Context, key string, fn func() error) error {
+	if s.Dialect != "postgres" {
+		return fn()
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(hashtext($1))`, "reprolab:"+key); err != nil {
+		return s.wrap(err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext($1))`, "reprolab:"+key)
+	return fn()
 }
 
 // Close closes the database.
