@@ -50,13 +50,18 @@ func (k Kind) String() string {
 
 // Exit codes of the CLI (README "Outcomes and exit codes").
 const (
-	ExitOK          = 0
-	ExitCrashed     = 1
-	ExitInput       = 2
-	ExitInfra       = 3
-	ExitHung        = 4
-	ExitBootFailed  = 5
-	ExitInterrupted = 130
+	ExitOK         = 0
+	ExitCrashed    = 1
+	ExitInput      = 2
+	ExitInfra      = 3
+	ExitHung       = 4
+	ExitBootFailed = 5
+	// ExitChanged: a validated patch changed the crash into another one.
+	ExitChanged = 6
+	// ExitInconclusive: a validation could not decide (baseline does not reproduce,
+	// budget spent before the target confidence).
+	ExitInconclusive = 7
+	ExitInterrupted  = 130
 )
 
 // Error is a classified error. Use the constructors; the zero Kind is not valid.

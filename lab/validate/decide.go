@@ -225,7 +225,9 @@ func (d *Decision) Next(maxSeconds float64) (Side, float64) {
 			left = (half - ct) * 3600
 		}
 		if baseOpen {
-			left = math.Min(left, (bt-ct)*3600+MinTrialSeconds)
+			// Against the baseline's finished time only: a baseline trial planned for
+			// ten minutes may crash in ten seconds.
+			left = math.Min(left, (d.Base.LoopHours-ct)*3600+MinTrialSeconds)
 		}
 		if need := d.NeedHours(); d.P.Expect == ExpectFixed && d.Base.Crashes >= d.P.MinCrashes && !math.IsInf(need, 1) {
 			left = math.Min(left, (need-ct)*3600)
