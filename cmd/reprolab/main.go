@@ -29,6 +29,7 @@ var commands = []func() *cobra.Command{
 	newRunCmd,
 	newKernelCmd,
 	newMatrixCmd,
+	newBisectCmd,
 	newReportCmd,
 	newServeCmd,
 	newDoctorCmd,

@@ -71,9 +71,9 @@ type Kernel struct {
 	FragmentDirs []string
 	Patches      []string
 	Probes       []string
-	// Tree names a kept work tree so builds of nearby commits are incremental. It is
-	// handed to lab/kbuild once kbuild.Spec has the field (issue 8, lab/vcs); until then
-	// every build uses kbuild's own tree per build key.
+	// Tree names a kept work tree so builds of nearby commits are incremental: with a
+	// Dir source that the caller moves between commits (lab/vcs Checkout), kbuild keys
+	// its build tree by this name (kbuild.Spec.Tree).
 	Tree string
 	// Key names the kernel in build ids and progress lines; default <arch>_<name>.
 	// (A matrix uses its cell's build key, arch_kernel_config_patches.)
@@ -208,7 +208,7 @@ func (e *Engine) Kernel(ctx context.Context, campaignID string, k Kernel) (*Buil
 	rec := store.Build{Campaign: campaignID, Arch: k.Arch, Kernel: k.Name, Config: k.Config, Patches: k.PatchSet, Status: "ok", Source: describeSource(k.Source)}
 	spec := kbuild.Spec{
 		Name: k.Name, Arch: k.Arch, Source: *k.Source, Base: k.Base, Fragments: k.Fragments, Patches: k.Patches, Probes: k.Probes,
-		FragmentDirs: k.FragmentDirs, CacheDir: e.cacheDir(), Progress: PrefixWriter(e.progress(), "build "+k.BuildKey()+": "),
+		FragmentDirs: k.FragmentDirs, CacheDir: e.cacheDir(), Tree: k.Tree, Progress: PrefixWriter(e.progress(), "build "+k.BuildKey()+": "),
 	}
 	e.logf("kernel %s: building %s (cached builds return at once)", k.BuildKey(), rec.Source)
 	build := e.Build

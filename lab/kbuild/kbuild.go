@@ -163,7 +163,12 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	}
 	b.src = src
 	pristine := filepath.Join(kb, "src", hash(src.ID)[:20])
-	if err := withLock(ctx, pristine+".lock", func() error {
+	if s.Tree != "" {
+		if src.Kind != "dir" {
+			return nil, &InputError{Msg: fmt.Sprintf("kept tree %q: needs a dir source (a work tree the caller moves between commits), not %s", s.Tree, src.Kind)}
+		}
+		pristine = src.Source.Dir
+	} else if err := withLock(ctx, pristine+".lock", func() error {
 		if _, err := os.Stat(pristine); err == nil {
 			return nil
 		}
@@ -290,7 +295,11 @@ func hash(parts ...string) string {
 
 // treeKey covers what forces a full rebuild: source, arch, compiler, config.
 func (b *builder) treeKey() string {
-	parts := []string{"tree-v1", b.src.ID, b.spec.Arch, b.toolchain["gcc"], b.toolchain["ld"], b.spec.Base}
+	id := b.src.ID
+	if b.spec.Tree != "" {
+		id = "kept:" + b.spec.Tree
+	}
+	parts := []string{"tree-v1", id, b.spec.Arch, b.toolchain["gcc"], b.toolchain["ld"], b.spec.Base}
 	for _, o := range b.options {
 		parts = append(parts, o.ConfigLine())
 	}
@@ -300,6 +309,9 @@ func (b *builder) treeKey() string {
 // buildKey adds what is rebuilt incrementally: patches, probes, compat fixes.
 func (b *builder) buildKey(treeKey string) string {
 	parts := []string{"build-v1", treeKey, "probe-generator-" + probe.GeneratorVersion}
+	if b.spec.Tree != "" {
+		parts = append(parts, b.src.ID) // a kept tree's key names no commit
+	}
 	for _, p := range b.patches {
 		parts = append(parts, string(p.Text))
 	}

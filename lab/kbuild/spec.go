@@ -39,6 +39,12 @@ type Spec struct {
 	Progress     io.Writer `yaml:"-"` // phase/percent lines; a terminal gets one updating line
 	// ConfigOnly stops after the verified .config (no compiler run).
 	ConfigOnly bool `yaml:"-"`
+	// Tree names a kept work tree (a bisection's, per arch and config): with a Dir
+	// source the caller moves between commits (lab/vcs keeps unchanged files' mtimes),
+	// the build tree and its objects are keyed by this name instead of the source, so a
+	// build at the next commit recompiles only what the commits changed. The dir is
+	// used in place, never copied into the cache.
+	Tree string `yaml:"-"`
 }
 
 // LoadSpec reads a YAML kernel spec; relative paths (source paths, patches,

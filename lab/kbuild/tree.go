@@ -27,6 +27,11 @@ type state struct {
 func (b *builder) buildTree(ctx context.Context, pristine, tree, out, key string) (*Result, error) {
 	src, obj := filepath.Join(tree, "src"), filepath.Join(tree, "obj")
 	t := time.Now()
+	if b.spec.Tree != "" {
+		if err := b.relink(pristine, tree); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(src); err != nil {
 		// Hard links: a tree costs inodes, not 1 GiB. Edits replace files
 		// (rename), so the pristine copy is never written through a link.
@@ -84,6 +89,42 @@ func (b *builder) buildTree(ctx context.Context, pristine, tree, out, key string
 	r, err := b.collect(pristine, tree, out, key, logPath, touched, compiled)
 	b.phase("artifacts", t)
 	return r, err
+}
+
+// relink makes a kept tree's src the hard-linked image of the caller's dir again when
+// the dir moved to another commit: unchanged files keep their mtimes (the caller's
+// checkout does not rewrite them), so make in obj rebuilds only what changed.
+func (b *builder) relink(pristine, tree string) error {
+	mark := filepath.Join(tree, "source-id")
+	if have, err := os.ReadFile(mark); err == nil && string(have) == b.src.ID {
+		return nil
+	}
+	b.prog.phase("source", "relinking kept tree "+b.spec.Tree)
+	src := filepath.Join(tree, "src")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(src + ".tmp"); err != nil {
+		return err
+	}
+	if out, err := exec.Command("cp", "-al", pristine, src+".tmp").CombinedOutput(); err != nil {
+		return fmt.Errorf("linking %s: %v: %s", pristine, err, out)
+	}
+	// A linked worktree's .git file would make the kernel's setlocalversion ask git.
+	if err := os.RemoveAll(filepath.Join(src+".tmp", ".git")); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(src); err != nil {
+		return err
+	}
+	if err := os.Rename(src+".tmp", src); err != nil {
+		return err
+	}
+	// The edits of the last build were made to the old src; there are none now.
+	if err := os.RemoveAll(filepath.Join(tree, "state.json")); err != nil {
+		return err
+	}
+	return os.WriteFile(mark, []byte(b.src.ID), 0o644)
 }
 
 // edit brings the work tree to pristine + compat fixes + patches + probes,
