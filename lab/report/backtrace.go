@@ -172,8 +172,8 @@ func CPUBacktraces(log []byte) []*Task {
 			}
 		}
 		r := &Report{CPU: -1, PID: -1}
-		fs, _ := frames(lines[i+1:end+1], r)
-		task := &Task{PID: r.PID, Comm: r.Comm, Frames: fs, Guilty: guilty(fs, "")}
+		fs, _ := frames(lines[i+1:end+1], r, nil)
+		task := &Task{PID: r.PID, Comm: r.Comm, Frames: fs, Guilty: guilty(fs, nil)}
 		task.CPU, _ = strconv.Atoi(m[1])
 		tasks = append(tasks, task)
 		i = end

@@ -7,56 +7,6 @@ import (
 	"strings"
 )
 
-// oopsKind describes one way a report starts: the first line's pattern, the type, and
-// how to make the title. Titles use the wording kernel developers know from syzbot and
-// LKML, made the same across kernel eras and arches: 6.x x86's "BUG: kernel NULL pointer
-// dereference, address:" and arm64's "Unable to handle kernel NULL pointer dereference at
-// virtual address" both become "BUG: unable to handle kernel NULL pointer dereference in
-// FUNC", so one bug seen on both gets one title and one signature.
-type oopsKind struct {
-	re    *regexp.Regexp
-	typ   Type
-	title string // "%s" is replaced by the guilty function; "$1" by the first submatch
-	// noFrames: the report carries no stack of its own worth naming (a bare panic
-	// message); a missing trace does not make it corrupted.
-	noFrames bool
-	// fromLine: take the title's function from the first line itself (WARNING prints
-	// "at file:line func+off/size"), falling back to the guilty frame.
-	fromLine bool
-}
-
-var kinds = []oopsKind{
-	// KASAN and UBSAN first: their first line also starts with "BUG:"/"UBSAN:".
-	{re: regexp.MustCompile(`^BUG: KASAN: ([a-z-]+) in `), typ: KASAN, title: "KASAN: $1 $access in %s"},
-	{re: regexp.MustCompile(`^UBSAN: ([a-z-]+) in `), typ: UBSAN, title: "UBSAN: $1 in %s"},
-	{re: regexp.MustCompile(`^(?:BUG: kernel NULL pointer dereference, address|BUG: unable to handle kernel NULL pointer dereference at|Unable to handle kernel NULL pointer dereference at virtual address)`),
-		typ: NullDeref, title: "BUG: unable to handle kernel NULL pointer dereference in %s"},
-	{re: regexp.MustCompile(`^(?:BUG: unable to handle page fault for address|BUG: unable to handle kernel paging request at|Unable to handle kernel paging request at virtual address|Unable to handle kernel (?:read|write|execute) from)`),
-		typ: PagingRequest, title: "BUG: unable to handle kernel paging request in %s"},
-	{re: regexp.MustCompile(`^general protection fault`), typ: GPF, title: "general protection fault in %s"},
-	{re: regexp.MustCompile(`^(?:list_add|list_del|list_add_rcu) corruption`), typ: ListCorruption, title: "BUG: corrupted list in %s"},
-	{re: regexp.MustCompile(`^kernel BUG at `), typ: Bug, title: "kernel BUG in %s"},
-	{re: regexp.MustCompile(`^BUG: Bad page state`), typ: BadPageState, title: "BUG: Bad page state in %s"},
-	{re: regexp.MustCompile(`^BUG: Bad page map`), typ: BadPageState, title: "BUG: Bad page map in %s"},
-	{re: regexp.MustCompile(`^(?:watchdog: |NMI watchdog: )?BUG: soft lockup`), typ: SoftLockup, title: "BUG: soft lockup in %s"},
-	{re: regexp.MustCompile(`^(?:NMI watchdog: |watchdog: )?Watchdog detected hard LOCKUP`), typ: HardLockup, title: "watchdog: hard lockup in %s"},
-	{re: regexp.MustCompile(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:stall|stalls|expedited stalls)`), typ: RCUStall, title: "INFO: rcu detected stall in %s"},
-	{re: regexp.MustCompile(`^INFO: task .+ blocked for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s"},
-	{re: regexp.MustCompile(`^WARNING: `), typ: Warning, title: "WARNING in %s", fromLine: true},
-	{re: regexp.MustCompile(`^divide error: `), typ: DivideError, title: "divide error in %s"},
-	{re: regexp.MustCompile(`^invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s"},
-	{re: regexp.MustCompile(`^Internal error: Oops - (?:Undefined instruction|undefined instruction)`), typ: InvalidOpcode, title: "invalid opcode in %s"},
-	{re: regexp.MustCompile(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s"},
-	{re: regexp.MustCompile(`^Internal error: `), typ: Oops, title: "Oops in %s"},
-	{re: regexp.MustCompile(`^BUG: (?:sleeping function called from invalid context|scheduling while atomic|spinlock|workqueue lockup|using smp_processor_id)`), typ: Bug, title: "BUG: $0 in %s"},
-	{re: regexp.MustCompile(`^Kernel panic - not syncing: (.*)`), typ: Panic, title: "kernel panic: $1", noFrames: true},
-}
-
-// quick holds substrings at least one of which every start line contains, so most lines
-// are rejected with a few Contains calls before any regexp runs.
-var quick = []string{"BUG", "Unable to handle", "general protection", "corruption", "WARNING: ",
-	"LOCKUP", "INFO: ", "error: ", "opcode: ", "Internal error", "Kernel panic", "UBSAN: "}
-
 var quickBytes = func() [][]byte {
 	var b [][]byte
 	for _, q := range quick {
@@ -77,8 +27,11 @@ func matchStart(text string) (int, []string) {
 		return -1, nil
 	}
 	t := strings.TrimLeft(text, " \t")
-	for i := range kinds {
-		if m := kinds[i].re.FindStringSubmatch(t); m != nil {
+	if ignoreRe.MatchString(t) {
+		return -1, nil
+	}
+	for i := range rules {
+		if m := rules[i].start.FindStringSubmatch(t); m != nil {
 			return i, m
 		}
 	}
@@ -92,31 +45,46 @@ var endRe = regexp.MustCompile(`---\[ end (?:trace|Kernel panic)`)
 // continues reports whether a start line inside an already open report is part of it
 // rather than a new report: "invalid opcode" after "kernel BUG at", "Internal error"
 // after arm64's "Unable to handle", the panic that an oops causes, the "kernel BUG at
-// lib/list_debug.c" after "list_add corruption", and so on.
-func continues(open, next *oopsKind, sinceStart int) bool {
-	switch next.typ {
-	case Panic:
+// lib/list_debug.c" after "list_add corruption", kmemleak's objects after "BUG: memory
+// leak", and so on.
+func continues(open, next *rule, sinceStart int) bool {
+	switch {
+	case isPanic(next):
 		return true // a panic always ends whatever was being reported
-	case InvalidOpcode:
+	case next.typ == Reboot || next.typ == NetdevLeak:
+		return false
+	case next.typ == InvalidOpcode:
 		// x86 BUG() is ud2: "kernel BUG at" is followed by "invalid opcode".
-		return open.typ == Bug || open.typ == ListCorruption || open.typ == Warning
-	case Bug:
-		if strings.Contains(next.re.String(), "Internal error") {
-			// arm64 BUG(): "kernel BUG at" then "Internal error: Oops - BUG".
-			return open.typ == Bug || open.typ == ListCorruption
+		switch open.typ {
+		case Bug, ListCorruption, Warning, Usercopy, Refcount:
+			return true
 		}
-		// "list_add corruption." is followed by "kernel BUG at lib/list_debug.c".
-		return open.typ == ListCorruption && sinceStart < 4
-	case Oops:
+	case next.typ == Bug && strings.Contains(next.start.String(), "Internal error"):
+		// arm64 BUG(): "kernel BUG at" then "Internal error: Oops - BUG".
+		switch open.typ {
+		case Bug, ListCorruption, Usercopy:
+			return true
+		}
+	case next.typ == open.typ && (open.typ == ListCorruption || open.typ == Usercopy || open.typ == MemoryLeak && strings.HasPrefix(open.start.String(), "^(?:BUG: memory leak")):
+		// "list_add corruption." / "usercopy: ..." then "kernel BUG at lib/list_debug.c"
+		// / "mm/usercopy.c"; "BUG: memory leak" then its first "unreferenced object".
+		return sinceStart < 4
+	case next.typ == Oops:
 		// arm64 prints the fault description, then "Mem abort info", ESR decoding and
 		// page-table walk, then "Internal error: Oops:" (about 12 lines on 6.x).
 		switch open.typ {
-		case NullDeref, PagingRequest, Bug, ListCorruption:
+		case NullDeref, PagingRequest, Bug, ListCorruption, Usercopy, KASAN, StackOverflow:
 			return sinceStart < 40
 		}
+	case open.typ == StackOverflow && next.typ == GPF:
+		// "BUG: stack guard page was hit" then "kernel stack overflow (double-fault)".
+		return sinceStart < 40
 	}
 	return false
 }
+
+// isPanic: the rule is for a "Kernel panic - not syncing" line.
+func isPanic(r *rule) bool { return strings.HasPrefix(r.start.String(), "^Kernel panic") }
 
 func findStart(log []byte, from int) (int, bool) {
 	// Most console chunks hold no start marker at all: a few vectorised substring
@@ -134,11 +102,21 @@ func findStart(log []byte, from int) (int, bool) {
 	lines := splitLines(log[from:])
 	timed := firstTimed(lines) < len(lines)
 	for i := range lines {
-		if k, _ := kernelStartAt(lines, i, timed); k >= 0 {
+		if k, _ := kernelStartAt(lines, i, timed); k >= 0 && !spuriousReboot(lines, i, k, false) {
 			return from + lines[i].start, true
 		}
 	}
 	return -1, false
+}
+
+// spuriousReboot: the decompressor's "Booting the kernel." is a reboot only after the
+// kernel already printed something (not on the first boot) and when no report came
+// before it (a panic's reboot is expected).
+func spuriousReboot(lines []line, i, k int, seen bool) bool {
+	if rules[k].typ != Reboot {
+		return false
+	}
+	return seen || firstTimed(lines[:i]) >= i
 }
 
 // kernelStart is matchStart for lines the kernel printed. When a console shows printk
@@ -146,10 +124,11 @@ func findStart(log []byte, from int) (int, bool) {
 // cryptsetup's "WARNING: ...") and starts no report, whatever it says. Consoles without
 // timestamps (printk.time=0) are taken as they are.
 func kernelStart(l line, timed bool) (int, []string) {
-	if timed && l.ts == "" {
+	k, m := matchStart(l.text)
+	if k >= 0 && timed && l.ts == "" && !rules[k].untimed {
 		return -1, nil
 	}
-	return matchStart(l.text)
+	return k, m
 }
 
 // kernelStartAt is kernelStart for lines[i] with a look at the next line. Without
@@ -182,7 +161,7 @@ func matchStartOK(text string) (int, bool) {
 }
 
 // kernelOnlyRe matches lines that only a kernel report prints.
-var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<[0-9a-f]+>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+)`)
+var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<[0-9a-f]+>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|comm "[^"]*", pid \d+, jiffies|unreferenced object 0x)`)
 
 // bodyRe matches lines that belong to a report's body even though they do not start
 // one: stack frames, register dumps and the fixed headers printed around them. The
@@ -192,7 +171,7 @@ var bodyRe = regexp.MustCompile(`^\s*(?:` +
 	`\? |\[<[0-9a-f]+>\]|[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|` + // frames
 	`<(?:/?IRQ|/?TASK|/?NMI|/?SOFTIRQ|EOI)>|` +
 	`(?:R[A-Z0-9]{1,2}|CS|DS|FS|GS|CR0|CR2|x\d+|pc|lr|sp|pstate|ORIG_RAX|EFLAGS)\s*:|` +
-	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[ end|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|which belongs to the cache|[0-9a-f]{4}:|>?[0-9a-f]{16}:|\^|={20,})` +
+	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[ end|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|which belongs to the cache|[0-9a-f]{4}:|>?[0-9a-f]{16}:|\^|={20,}|-{20,}|comm "|hex dump|backtrace|unreferenced object|(?:[0-9a-f]{2} ){8}|kfence-#|allocated by task|freed by task|Out-of-bounds|Use-after-free|Invalid (?:read|write|free)|Corrupted memory|caller is|last function|#\d+: |\d+ locks? held by|-> #\d|stack backtrace|usercopy|ODEBUG|refcount_t|Workqueue|unregister_netdevice)` +
 	`)`)
 
 func isBody(text string) bool {
@@ -203,12 +182,25 @@ func isBody(text string) bool {
 // end marker (plus a directly following panic and its own end), the next start line
 // that is not a continuation, or the last body line before maxGap unrelated lines.
 func parse(log []byte) []*Report {
+	return parseState(log, &state{})
+}
+
+// state carries what a streaming parse knows about the log before its window.
+type state struct {
+	kernelSeen bool // kernel output came before (a "Booting the kernel." is a reboot)
+	reported   bool // a report came before (a reboot after it is expected)
+}
+
+func parseState(log []byte, st *state) []*Report {
 	lines := splitLines(log)
 	var reports []*Report
 	prevLast := -1
 	timedFrom := firstTimed(lines)
 	for i := 0; i < len(lines); {
 		k, m := kernelStartAt(lines, i, timedFrom < len(lines))
+		if k >= 0 && rules[k].typ == Reboot && (st.reported || len(reports) > 0 || !st.kernelSeen && timedFrom >= i) {
+			k = -1
+		}
 		if k < 0 {
 			i++
 			continue
@@ -218,11 +210,13 @@ func parse(log []byte) []*Report {
 			first = prevLast + 1 // a "cut here" banner is never part of two reports
 		}
 		prevLast = last
-		r := build(log, lines[first:last+1], &kinds[k], m)
+		r := build(log, lines[first:last+1], &rules[k], m)
 		r.Start, r.End = lines[first].start, lines[last].end
 		r.Text = log[r.Start:r.End]
 		switch {
 		case r.Corrupted:
+		case rules[k].corrupted != "":
+			r.Corrupted, r.CorruptedReason = true, rules[k].corrupted
 		case !complete:
 			// A live console caught mid-report, or a guest that died while printing:
 			// the trace may lack the frames that matter.
@@ -240,7 +234,7 @@ func parse(log []byte) []*Report {
 		}
 		// x86 "invalid opcode: 0000 [#2]" (or arm64 "Internal error: ... [#2]") on its
 		// own, after interleaved reports, is the second half of one of them.
-		if (kinds[k].typ == InvalidOpcode || kinds[k].typ == Oops) && !r.Corrupted && laterOops(lines[i].text) && anyInterleaved(reports) {
+		if (rules[k].typ == InvalidOpcode || rules[k].typ == Oops) && !r.Corrupted && laterOops(lines[i].text) && anyInterleaved(reports) {
 			r.Corrupted, r.CorruptedReason = true, "interleaved: continues an earlier interleaved report"
 		}
 		r.complete = complete
@@ -258,6 +252,21 @@ func parse(log []byte) []*Report {
 // Console lines from user space (the reproducer, init) interleave with an oops; a
 // handful is tolerated, more means the kernel moved on.
 const maxGap = 4
+
+// maxHeader bounds the text a longHeader report (lockdep, kmemleak, KFENCE) prints before
+// its stack.
+const maxHeader = 120
+
+// traceStartRe matches the lines a stack trace follows: "Call Trace:", kmemleak's
+// "backtrace:", KFENCE's access line.
+var traceStartRe = regexp.MustCompile(`^(?:Call [Tt]race:|backtrace(?: \(crc [0-9a-f]+\))?:$|(?:Out-of-bounds|Use-after-free|Invalid) (?:read|write|free) (?:at|of) 0x|Corrupted memory at 0x)`)
+
+func traceStart(t string) bool {
+	if len(t) == 0 || (t[0] != 'C' && t[0] != 'b' && t[0] != 'O' && t[0] != 'U' && t[0] != 'I') {
+		return false
+	}
+	return traceStartRe.MatchString(t)
+}
 
 // shutdownRe matches the kernel's last words before the machine stops or reboots:
 // nothing can follow, so an open report is complete.
@@ -292,10 +301,10 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 	for j := i + 1; j < len(lines); j++ {
 		text := lines[j].text
 		if nk, _ := kernelStartAt(lines, j, timed); nk >= 0 {
-			if sawEnd && kinds[nk].typ != Panic {
+			if sawEnd && !isPanic(&rules[nk]) {
 				return first, last, true, nested
 			}
-			if !continues(&kinds[k], &kinds[nk], j-i) {
+			if !continues(&rules[k], &rules[nk], j-i) {
 				if sawTrace || nested >= 0 {
 					return first, last, true, nested
 				}
@@ -304,7 +313,7 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 			last, gap = j, 0
 			continue
 		}
-		if t := strings.TrimSpace(text); strings.HasPrefix(t, "Call Trace:") || strings.HasPrefix(t, "Call trace:") {
+		if traceStart(strings.TrimSpace(text)) {
 			sawTrace = true
 		}
 		if endRe.MatchString(text) {
@@ -326,7 +335,11 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 			continue
 		}
 		gap++
-		if gap >= maxGap || (sawEnd && gap >= 2) {
+		limit := maxGap
+		if rules[k].longHeader && !sawTrace && j-i < maxHeader {
+			limit = maxHeader // lock chains and hex dumps before the stack
+		}
+		if gap >= limit || (sawEnd && gap >= 2) {
 			return first, last, true, nested
 		}
 	}
@@ -434,13 +447,12 @@ var (
 	frameRe = regexp.MustCompile(`^\s*(\? )?(?:\[<([0-9a-f]+)>\] )?(\? )?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([^\]\s]+)\])?`)
 )
 
-func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
-	r := &Report{Type: kind.typ, CPU: -1, PID: -1, Guilty: -1}
-	var lineFunc string
-	startText := ""
-	for _, l := range ls {
+func build(log []byte, ls []line, ru *rule, m []string) *Report {
+	r := &Report{Type: ru.typ, CPU: -1, PID: -1, Guilty: -1}
+	startText, startIdx := "", 0
+	for i, l := range ls {
 		if k, _ := kernelStart(l, ls[0].ts != ""); k >= 0 {
-			startText = strings.TrimSpace(l.text)
+			startText, startIdx = strings.TrimSpace(l.text), i
 			break
 		}
 	}
@@ -453,66 +465,102 @@ func build(log []byte, ls []line, kind *oopsKind, m []string) *Report {
 		r.Comm = sm[1]
 		r.PID, _ = strconv.Atoi(sm[2])
 	}
-	if sm := warnLineRe.FindStringSubmatch(startText); sm != nil {
-		lineFunc = sm[4]
-	}
-	r.Frames, r.Others = frames(ls, r)
+	r.Frames, r.Others = frames(ls, r, ru)
 	if r.Arch == "" {
 		r.Arch = archOf(r.Frames)
 	}
-	if len(r.Frames) == 0 && !kind.noFrames {
+	if len(r.Frames) == 0 && !ru.noFrames {
 		r.Corrupted, r.CorruptedReason = true, "no stack trace"
 	}
 	if cpus := cpuHeaders(ls); cpus > 1 {
 		r.Corrupted, r.CorruptedReason = true, "interleaved: lines of several CPUs' reports"
 	}
-	if kind.fromLine && lineFunc != "" {
+	fn := ""
+	// Candidates named by the report's text come first: the start line's function, then
+	// lines like lockdep's "at: FUNC"; each is skipped like a frame would be.
+	var cands []string
+	if ru.lineFunc > 0 && ru.lineFunc < len(m) {
+		cands = append(cands, m[ru.lineFunc])
+	}
+	if ru.funcRe != nil {
+		for _, l := range ls[startIdx:] {
+			if sm := ru.funcRe.FindStringSubmatch(strings.TrimSpace(l.text)); sm != nil {
+				cands = append(cands, sm[1])
+			}
+		}
+	}
+	for _, c := range cands {
+		if !skipped(cleanFunc(c), ru) {
+			fn = c
+			break
+		}
+	}
+	if fn != "" {
 		for i, f := range r.Frames {
-			if !f.Unreliable && f.Func == lineFunc {
+			if !f.Unreliable && cleanFunc(f.Func) == cleanFunc(fn) {
 				r.Guilty = i
 				break
 			}
 		}
+		if r.Guilty < 0 && ru.funcRe == nil {
+			// A function the stack does not show: the signature's frames come from
+			// the stack below it.
+			r.Guilty = guilty(r.Frames, ru)
+		}
+	} else {
+		name := ""
+		switch {
+		case ru.stall:
+			r.Guilty = stallFrame(r.Frames, ru)
+		case ru.hang:
+			r.Guilty, name = hangFrame(r.Frames, ru)
+		}
+		if r.Guilty < 0 {
+			r.Guilty = guilty(r.Frames, ru)
+		}
+		if r.Guilty >= 0 {
+			fn = r.Frames[r.Guilty].Func
+		}
+		if name != "" {
+			fn = name
+		}
+		if fn == "" && len(cands) > 0 {
+			fn = cands[0]
+		}
 	}
-	if r.Guilty < 0 {
-		r.Guilty = guilty(r.Frames, kind.typ)
-	}
-	fn := ""
-	if r.Guilty >= 0 {
-		fn = cleanFunc(r.Frames[r.Guilty].Func)
-	} else if lineFunc != "" {
-		fn = cleanFunc(lineFunc)
-	}
-	title := kind.title
-	if kind.typ == KASAN {
+	fn = stripFramePrefix(cleanFunc(fn))
+	access := "Read"
+	if strings.Contains(ru.title, "$access") {
 		// "Read of size 1 at addr ..." / "Write of size 8 ...": syzbot titles say which.
-		access := "Read"
 		for _, l := range ls {
-			if strings.HasPrefix(strings.TrimSpace(l.text), "Write of size") {
+			if t := strings.TrimSpace(l.text); strings.HasPrefix(t, "Write of size") || strings.HasPrefix(t, "Write at addr") {
 				access = "Write"
 				break
 			}
 		}
-		title = strings.Replace(title, "$access", access, 1)
 	}
-	if len(m) > 1 {
-		title = strings.ReplaceAll(title, "$1", strings.TrimSpace(m[1]))
-	}
-	title = strings.ReplaceAll(title, "$0", strings.TrimPrefix(m[0], "BUG: "))
-	if strings.Contains(title, "%s") {
-		if fn == "" {
-			fn = "unknown"
+	if strings.Contains(ru.title, "%s") && fn == "" {
+		fn = "unknown"
+		if !r.Corrupted {
 			r.Corrupted, r.CorruptedReason = true, "no stack trace to name the guilty function"
 		}
-		title = strings.Replace(title, "%s", fn, 1)
 	}
-	if kind.typ == Panic {
-		title = panicTitle(m[1])
+	r.Title = titleOf(ru.title, m, access, fn)
+	if ru.normalizeTitle {
+		r.Title = strings.TrimSpace(normalize(r.Title))
 	}
-	r.Title = title
+	for _, a := range ru.alt {
+		r.AltTitles = append(r.AltTitles, titleOf(a, m, access, fn))
+	}
+	if strings.Contains(r.Title, "[") && timestampInTitleRe.MatchString(r.Title) && !r.Corrupted {
+		r.Corrupted, r.CorruptedReason = true, "interleaved: a printk timestamp inside the title"
+	}
 	r.Signature = signature(r)
 	return r
 }
+
+// timestampInTitleRe: another line's printk prefix merged into the start line.
+var timestampInTitleRe = regexp.MustCompile(`\[ *[0-9]+\.[0-9]+\]`)
 
 // archOf guesses the arch from arch-specific entry frames when no register dump said
 // it (panics, hung tasks and bad pages print only a stack).
@@ -528,13 +576,6 @@ func archOf(fs []Frame) string {
 		}
 	}
 	return ""
-}
-
-// panicTitle names a bare panic by its message with numbers and addresses removed. The
-// caller of panic() is not in the title: panic() does not return, so on arm64 the return
-// address printed for its caller lies past the caller's end, in the next function.
-func panicTitle(msg string) string {
-	return "kernel panic: " + strings.TrimSpace(normalize(msg))
 }
 
 // cpuHeaders counts the distinct "CPU: N PID: M" headers in ls outside other-CPU
@@ -578,7 +619,7 @@ func cleanFunc(f string) string {
 // frames collects the crashing context's stack: the faulting function from RIP/pc
 // first, then the first call trace. Backtraces of other CPUs ("NMI backtrace for cpu N"
 // sections after the first trace) are returned as text in others.
-func frames(ls []line, r *Report) ([]Frame, []string) {
+func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 	var fs []Frame
 	var others []string
 	var other strings.Builder
@@ -611,6 +652,15 @@ func frames(ls []line, r *Report) ([]Frame, []string) {
 			} else {
 				r.Arch = "arm64"
 			}
+			if inTrace && !strings.HasPrefix(trimmed, "RIP: 0033") && len(fs) > 0 && interruptEntryRe.MatchString(cleanFunc(fs[len(fs)-1].Func)) {
+				// 6.x prints the interrupted context's registers inside the trace,
+				// after its interrupt entry (RCU stalls): that RIP is a real frame.
+				f := Frame{Func: sm[3], Module: sm[6]}
+				f.Off, _ = strconv.ParseUint(sm[4], 16, 64)
+				f.Size, _ = strconv.ParseUint(sm[5], 16, 64)
+				fs = append(fs, f)
+				continue
+			}
 			// Only the first RIP/pc of the crashing context is the fault site; later
 			// ones (4.x interrupted-context dumps, "RIP: 0033" user space) are not.
 			if len(fs) == 0 && !traceDone && !strings.HasPrefix(trimmed, "RIP: 0033") {
@@ -632,7 +682,8 @@ func frames(ls []line, r *Report) ([]Frame, []string) {
 			lr.Size, _ = strconv.ParseUint(sm[3], 16, 64)
 			continue
 		}
-		if strings.HasPrefix(trimmed, "Call Trace:") || strings.HasPrefix(trimmed, "Call trace:") {
+		if traceStart(trimmed) || ru != nil && ru.typ == KMSAN && !inTrace && !traceDone && len(fs) == 0 && strings.HasPrefix(trimmed, "BUG: KMSAN:") {
+			// KMSAN prints its stack right after its first line.
 			if traceDone || inTrace {
 				// A second trace in one report (4.x prints the interrupted context
 				// inline; that stays part of the first). Anything else: stop.

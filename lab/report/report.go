@@ -7,10 +7,15 @@
 // CPUs interleaved, and output that stops mid-report because the guest died. Parse never
 // fails; a report it could not make sense of is marked Corrupted with a reason.
 //
-// Titles follow syzbot's style ("kernel BUG in uncharge_list", "WARNING in rl_warn")
-// and name the guilty frame: the first frame of the crashing stack that is not generic
-// machinery (dump_stack, panic, die, fault handlers, locking, scheduling, allocator
-// checks, ...; see genericRe) and not an unreliable "? " frame. Signatures hash the
+// Each kind of report is a row of the rules table (rules.go): its start line, title
+// format, the frames it skips, where its function comes from, alternative titles.
+// Titles follow syzbot's ("KASAN: use-after-free Read in tty_release", "possible
+// deadlock in rl_deadlock", "WARNING: refcount bug in X") and name the guilty frame: the
+// first frame of the crashing stack outside the shared infrastructure list (reporting,
+// lockdep, sanitizer runtimes, mem*/str* helpers, refcount/warn helpers, printk,
+// scheduler and RCU reporting, fault entry on both arches; see infraFrames), outside
+// the kind's own skip list, and not an unreliable "? " frame. Stalls are named after the
+// entry point of the looping code, hung tasks after what they wait on, as syzbot does. Signatures hash the
 // normalised title and the guilty frame's caller, so the same bug from another run, CPU,
 // arch or kernel era matches (testdata/signatures.txt holds the real pairs).
 //
@@ -46,6 +51,17 @@ const (
 	InvalidOpcode  Type = "invalid-opcode"
 	ListCorruption Type = "list-corruption"
 	Oops           Type = "oops"
+	KMSAN          Type = "KMSAN"
+	KCSAN          Type = "KCSAN"
+	KFENCE         Type = "KFENCE"
+	Lockdep        Type = "lockdep"
+	MemoryLeak     Type = "memory-leak"
+	AtomicSleep    Type = "atomic-sleep"
+	Refcount       Type = "refcount"
+	Usercopy       Type = "usercopy"
+	StackOverflow  Type = "stack-overflow"
+	NetdevLeak     Type = "netdev-leak"
+	Reboot         Type = "reboot"
 	Unknown        Type = "unknown"
 )
 
@@ -68,6 +84,9 @@ type Frame struct {
 type Report struct {
 	Type  Type
 	Title string
+	// AltTitles are other names syzbot may give the same bug ("bad-access in X" for a
+	// NULL deref, a paging request and a GPF alike), for matching across kinds.
+	AltTitles []string
 	// Signature is a hex SHA-256 prefix over the normalised title and the top guilty
 	// frames (function names only), so that addresses, offsets, CPU numbers, PIDs and
 	// timestamps do not change it.

@@ -63,7 +63,11 @@ build_initramfs() {
 
 [ -n "${KERNEL:-}" ] && [ -z "${KMOD_TREE:-}" ] || build_module
 build_initramfs
-append="nokaslr rl.case=$cases rl.secs=$secs panic=-1 ${cpu:+rl.cpu=$cpu}"
+# APPEND= adds kernel parameters (kmemleak.verbose=1, earlyprintk=serial); REBOOT=1 lets
+# the guest reboot (the "unexpected kernel reboot" case), so the run ends by timeout.
+append="nokaslr rl.case=$cases rl.secs=$secs panic=-1 ${cpu:+rl.cpu=$cpu} ${APPEND:-}"
+noreboot=-no-reboot limit=180
+[ -z "${REBOOT:-}" ] || noreboot= limit=40
 if [ "$arch" = amd64 ]; then
 	qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 512
 		-append "console=ttyS0 $append")
@@ -71,7 +75,7 @@ else
 	qemu=(qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg,thread=multi -smp 2 -m 512
 		-append "console=ttyAMA0 $append")
 fi
-timeout 180 "${qemu[@]}" -kernel "$kernel" -initrd "$work/initramfs.gz" \
-	-display none -serial stdio -monitor none -no-reboot </dev/null \
+timeout $limit "${qemu[@]}" -kernel "$kernel" -initrd "$work/initramfs.gz" \
+	-display none -serial stdio -monitor none $noreboot </dev/null \
 	| tr -d '\r' > "$out/$name.log" || true
 echo "gen: $out/$name.log ($(wc -c < "$out/$name.log") bytes)"

@@ -32,6 +32,11 @@ for c in $(echo "$CASES" | tr , ' '); do
 	panic_on_warn) echo 1 > /proc/sys/kernel/panic_on_warn ;;
 	panic_on_oops) echo 1 > /proc/sys/kernel/panic_on_oops ;;
 	sleep*) sleep ${c#sleep} ;;
+	leak) # kmemleak reports objects older than 5 s (kmemleak.verbose=1 prints them)
+		run "echo leak > /proc/rlcrash"; sleep 6
+		mount -t debugfs none /sys/kernel/debug
+		echo scan > /sys/kernel/debug/kmemleak; echo scan > /sys/kernel/debug/kmemleak ;;
+	netdev) echo 5 > /proc/sys/kernel/hung_task_timeout_secs; run "echo netdev > /proc/rlcrash" ;;
 	userwarn) # user space writing report-like lines to the console: not kernel reports
 		echo "WARNING: user space says this, not the kernel"
 		echo "BUG: unable to handle kernel NULL pointer dereference (quoted by a user-space tool)"

@@ -17,6 +17,15 @@
 #include <linux/slab.h>
 #include <linux/rcupdate.h>
 #include <linux/string.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/refcount.h>
+#include <linux/workqueue.h>
+#include <linux/percpu.h>
+#include <linux/sched/task_stack.h>
+#include <linux/kfence.h>
+#include <linux/netdevice.h>
+#include <linux/etherdevice.h>
 
 static int seconds = 8;
 module_param(seconds, int, 0644);
@@ -211,6 +220,320 @@ static noinline void rl_bounds(void)
 	pr_info("rlcrash: index %d\n", arr[i]);
 }
 
+
+/*
+ * Debug-kernel cases (debug.sh: lockdep, kmemleak, KFENCE, KASAN, DEBUG_ATOMIC_SLEEP,
+ * DEBUG_PREEMPT, ODEBUG, hardened usercopy, VMAP_STACK, SCHED_STACK_END_CHECK). Lockdep
+ * reports once per boot, so each of these runs in a guest of its own.
+ */
+static DEFINE_MUTEX(rl_mutex_a);
+static DEFINE_MUTEX(rl_mutex_b);
+
+static noinline void rl_deadlock(void)
+{
+	/* A then B, later B then A: a circular dependency, though nothing blocks */
+	mutex_lock(&rl_mutex_a);
+	mutex_lock(&rl_mutex_b);
+	mutex_unlock(&rl_mutex_b);
+	mutex_unlock(&rl_mutex_a);
+	mutex_lock(&rl_mutex_b);
+	mutex_lock(&rl_mutex_a);
+	mutex_unlock(&rl_mutex_a);
+	mutex_unlock(&rl_mutex_b);
+}
+
+struct rl_locked {
+	struct mutex m;
+	spinlock_t s;
+	long pad[4];
+};
+
+static noinline void rl_init_pair(struct rl_locked *p, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		mutex_init(&p[i].m); /* one init site: one lock class */
+}
+
+static noinline void rl_recursive(void)
+{
+	struct rl_locked *p = kcalloc(2, sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return;
+	rl_init_pair(p, 2);
+	mutex_lock(&p[0].m);
+	mutex_lock(&p[1].m);
+	mutex_unlock(&p[1].m);
+	mutex_unlock(&p[0].m);
+	kfree(p);
+}
+
+static DEFINE_SPINLOCK(rl_irq_lock);
+
+static void rl_softirq_fn(struct timer_list *t)
+{
+	spin_lock(&rl_irq_lock);
+	spin_unlock(&rl_irq_lock);
+}
+
+static DEFINE_TIMER(rl_softirq_timer, rl_softirq_fn);
+
+static noinline void rl_inconsistent(void)
+{
+	spin_lock(&rl_irq_lock); /* softirqs on here, taken in softirq below */
+	spin_unlock(&rl_irq_lock);
+	mod_timer(&rl_softirq_timer, jiffies + 1);
+	msleep(500);
+}
+
+static noinline void rl_bad_unlock(void)
+{
+	mutex_unlock(&rl_mutex_a);
+}
+
+static noinline void rl_held_freed(void)
+{
+	struct rl_locked *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return;
+	mutex_init(&p->m);
+	mutex_lock(&p->m);
+	kfree(p);
+}
+
+static int __rcu *rl_rcu_ptr;
+
+static noinline void rl_deref_unlocked(void)
+{
+	pr_info("rlcrash: rcu_dereference outside a read-side section %px\n", rcu_dereference(rl_rcu_ptr));
+}
+
+static noinline void rl_nonstatic(void)
+{
+	struct rl_locked *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return;
+	spin_lock(&p->s); /* never spin_lock_init()ed: lockdep has no key */
+	spin_unlock(&p->s);
+	kfree(p);
+}
+
+static void *rl_leaked;
+
+static noinline void rl_leak(void)
+{
+	rl_leaked = kmalloc(88, GFP_KERNEL);
+	pr_info("rlcrash: leaking %px\n", rl_leaked);
+	rl_leaked = NULL;
+}
+
+static noinline char *rl_kfence_alloc(void)
+{
+	int i;
+
+	for (i = 0; i < 20000; i++) {
+		char *p = kmalloc(32, GFP_KERNEL);
+
+		if (!p)
+			return NULL;
+		if (is_kfence_address(p))
+			return p;
+		kfree(p);
+		if (i % 16 == 0)
+			msleep(1);
+	}
+	return NULL;
+}
+
+static noinline void rl_kfence_oob(void)
+{
+	char *p = rl_kfence_alloc();
+
+	if (!p)
+		return;
+	/* KFENCE puts the object at one end of its page; read across that end */
+	if (((unsigned long)(p + 32) & ~PAGE_MASK) == 0)
+		pr_info("rlcrash: kfence oob %d\n", READ_ONCE(p[32]));
+	else
+		pr_info("rlcrash: kfence oob %d\n", READ_ONCE(p[-1]));
+	kfree(p);
+}
+
+static noinline void rl_kfence_uaf(void)
+{
+	char *p = rl_kfence_alloc();
+
+	if (!p)
+		return;
+	kfree(p);
+	pr_info("rlcrash: kfence uaf %d\n", READ_ONCE(p[4]));
+}
+
+static noinline void rl_compare(void)
+{
+	char *a = kzalloc(24, GFP_KERNEL), *b = kzalloc(24, GFP_KERNEL);
+	volatile size_t n = 40;
+
+	if (a && b)
+		pr_info("rlcrash: memcmp %d\n", memcmp(a, b, n));
+	kfree(a);
+	kfree(b);
+}
+
+static noinline void rl_uaf_write(void)
+{
+	char *p = kmalloc(64, GFP_KERNEL);
+
+	if (!p)
+		return;
+	kfree(p);
+	WRITE_ONCE(p[20], 1);
+}
+
+static noinline void rl_double_free(void)
+{
+	char *p = kmalloc(64, GFP_KERNEL);
+
+	kfree(p);
+	kfree(p);
+}
+
+static DEFINE_SPINLOCK(rl_spin);
+
+static noinline void rl_atomic_sleep(void)
+{
+	spin_lock(&rl_spin);
+	might_sleep();
+	spin_unlock(&rl_spin);
+}
+
+static noinline void rl_sched_atomic(void)
+{
+	preempt_disable();
+	schedule_timeout_uninterruptible(1);
+	preempt_enable();
+}
+
+static DEFINE_PER_CPU(long, rl_pcpu);
+
+static noinline void rl_pcpu_peek(void)
+{
+	pr_info("rlcrash: this_cpu %ld\n", __this_cpu_read(rl_pcpu));
+}
+
+static noinline void rl_smp_id(void)
+{
+	pr_info("rlcrash: cpu %d\n", smp_processor_id());
+}
+
+static void rl_wq_fn(struct work_struct *w)
+{
+	mutex_lock(&rl_mutex_b); /* returns with it held */
+}
+
+static DECLARE_WORK(rl_work, rl_wq_fn);
+
+static noinline void rl_wq_leak(void)
+{
+	schedule_work(&rl_work);
+	msleep(500);
+}
+
+static noinline void rl_ref_misuse(void)
+{
+	refcount_t r = REFCOUNT_INIT(0);
+
+	refcount_inc(&r);
+}
+
+struct rl_timed {
+	struct timer_list t;
+	long pad[4];
+};
+
+static void rl_odebug_fn(struct timer_list *t)
+{
+}
+
+static noinline void rl_odebug(void)
+{
+	struct rl_timed *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return;
+	timer_setup(&p->t, rl_odebug_fn, 0);
+	mod_timer(&p->t, jiffies + 100 * HZ);
+	kfree(p); /* frees an armed timer */
+}
+
+static noinline void rl_oversize(void)
+{
+	volatile size_t n = (size_t)INT_MAX + 4096;
+	void *p = kvmalloc(n, GFP_KERNEL);
+
+	kvfree(p);
+}
+
+static noinline void *rl_hide(void *p)
+{
+	OPTIMIZER_HIDE_VAR(p);
+	return p;
+}
+
+static noinline void rl_copy_out(char __user *ubuf)
+{
+	char *p = rl_hide(kmalloc(16, GFP_KERNEL));
+	volatile size_t n = 24;
+
+	if (!p)
+		return;
+	if (copy_to_user(ubuf, p, n))
+		pr_info("rlcrash: usercopy failed\n");
+	kfree(p);
+}
+
+static noinline int rl_recurse(int depth)
+{
+	volatile char buf[256];
+
+	buf[0] = depth;
+	if (depth > 1000000)
+		return buf[0];
+	return rl_recurse(depth + 1) + buf[0];
+}
+
+static noinline void rl_stack_guard(void)
+{
+	pr_info("rlcrash: recursing %d\n", rl_recurse(0));
+}
+
+static noinline void rl_stack_end(void)
+{
+	unsigned long *end = end_of_stack(current);
+
+	*end = 0; /* STACK_END_MAGIC gone: the scheduler panics */
+	schedule_timeout_uninterruptible(1);
+}
+
+static noinline void rl_netdev_leak(void)
+{
+	struct net_device *dev = alloc_etherdev(0);
+
+	if (!dev)
+		return;
+	strscpy(dev->name, "rl%d", IFNAMSIZ);
+	if (register_netdev(dev)) {
+		free_netdev(dev);
+		return;
+	}
+	dev_hold(dev); /* never put: unregister waits for it forever */
+	unregister_netdev(dev);
+}
+
 static noinline void rl_panic(void)
 {
 	panic("rlcrash: requested panic");
@@ -253,6 +576,30 @@ static const struct {
 	{ "oob", rl_oob },
 	{ "shift", rl_shift },
 	{ "bounds", rl_bounds },
+	{ "deadlock", rl_deadlock },
+	{ "recursive", rl_recursive },
+	{ "inconsistent", rl_inconsistent },
+	{ "badunlock", rl_bad_unlock },
+	{ "heldfree", rl_held_freed },
+	{ "rcususp", rl_deref_unlocked },
+	{ "nonstatic", rl_nonstatic },
+	{ "leak", rl_leak },
+	{ "kfence-oob", rl_kfence_oob },
+	{ "kfence-uaf", rl_kfence_uaf },
+	{ "memcmp", rl_compare },
+	{ "uaf-write", rl_uaf_write },
+	{ "doublefree", rl_double_free },
+	{ "atomicsleep", rl_atomic_sleep },
+	{ "schedatomic", rl_sched_atomic },
+	{ "thiscpu", rl_pcpu_peek },
+	{ "smpid", rl_smp_id },
+	{ "wqleak", rl_wq_leak },
+	{ "refcount", rl_ref_misuse },
+	{ "odebug", rl_odebug },
+	{ "kmallocbug", rl_oversize },
+	{ "stackguard", rl_stack_guard },
+	{ "stackend", rl_stack_end },
+	{ "netdev", rl_netdev_leak },
 };
 
 static ssize_t rl_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
@@ -266,6 +613,10 @@ static ssize_t rl_write(struct file *f, const char __user *ubuf, size_t len, lof
 		return -EFAULT;
 	buf[len] = 0;
 	strim(buf);
+	if (!strcmp(buf, "usercopy")) { /* needs the user buffer */
+		rl_copy_out((char __user *)ubuf);
+		return len;
+	}
 	for (i = 0; i < ARRAY_SIZE(rl_cases); i++) {
 		if (!strcmp(buf, rl_cases[i].name)) {
 			rl_cases[i].fn();

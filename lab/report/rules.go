@@ -1,0 +1,250 @@
+package report
+
+import (
+	"regexp"
+	"strings"
+)
+
+// rule describes one kind of report as data: how its first line looks, what its title
+// is, which frames it also skips, and where its title's function comes from. The
+// table follows the titles syzbot gives (the names kernel developers search lore and
+// the syzbot dashboard by), made the same across kernel eras and arches.
+type rule struct {
+	start *regexp.Regexp
+	typ   Type
+	// title: "%s" is the guilty function, "$1".."$9" submatches of start, "$0" the whole
+	// match without "BUG: ", "$access" Read or Write (KASAN's access line).
+	title string
+	// alt are alternative titles in the same format (syzbot's "bad-access in X" etc.), so a
+	// bug seen once as a NULL deref and once as a paging request can be matched.
+	alt []string
+	// skip: frames this kind skips besides the shared infrastructure list, matched
+	// anywhere in the name (lockdep's "lock", kmemleak's "alloc", ODEBUG's "timer_").
+	skip *regexp.Regexp
+	// lineFunc: the submatch of start that names a function ("in FUNC+0x", WARNING's
+	// "at file:line FUNC+0x"); it is the first candidate, skipped like any frame.
+	lineFunc int
+	// funcRe: a later line of the report naming the function first (lockdep's "at:
+	// FUNC+0x", the workqueue's "last function: FUNC"); the stack is the fallback.
+	funcRe *regexp.Regexp
+	// stall: the culprit of a stall is where the looping code was entered, not where the
+	// timer interrupt caught it: the frame before the first dispatch anchor (syscall
+	// entry, vfs_write, process_one_work, ...), after the interrupt entry.
+	stall bool
+	// hang: hung tasks are grouped by what they wait on (rtnl_lock, synchronize_rcu).
+	hang bool
+	// noFrames: the report needs no stack of its own; a missing trace is not corrupted.
+	noFrames bool
+	// longHeader: paragraphs of text (lock chains, hex dumps) come before the stack, so
+	// unrelated-looking lines do not end the report until a trace started.
+	longHeader bool
+	// untimed: also printed by user space with no printk timestamp (syzkaller's
+	// executor prints "BUG: memory leak" and kmemleak's file contents).
+	untimed bool
+	// corrupted: this start line on its own means the real header was lost.
+	corrupted string
+	// normalizeTitle: the title is the start line's text with numbers replaced.
+	normalizeTitle bool
+}
+
+const fn = `([A-Za-z0-9_.$]+)` // a function name in a start line
+
+func re(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// warnAt matches a WARN() from a source file in every era's format: "WARNING: CPU: 0 PID:
+// 1 at lib/refcount.c:25 FUNC", 3.x's "WARNING: at lib/...", 6.18's "WARNING: lib/... at".
+func warnAt(file string) *regexp.Regexp { return re(`^WARNING:(?:.*? at)? ` + file) }
+
+// lockAtRe is lockdep's "(&lock){+.+.}-{3:3}, at: FUNC+0x.." / 4.x "at: [<addr>] FUNC+0x".
+var lockAtRe = re(`, at: (?:\[<[0-9a-f]+>\] )?` + fn + `\+0x`)
+
+// rules, most specific first: the first rule whose start matches a line wins.
+var rules = []rule{
+	// KASAN, KMSAN, KCSAN, KFENCE: their first line also starts with "BUG:".
+	{start: re(`^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in ` + fn), typ: KASAN,
+		title: "KASAN: invalid-free in %s", alt: []string{"invalid-free in %s"}, lineFunc: 1,
+		skip: re(`slab_|kfree|vunmap|vfree|kmem_cache_free`)},
+	{start: re(`^BUG: KASAN: ([a-z-]+) in ` + fn), typ: KASAN, title: "KASAN: $1 $access in %s",
+		alt: []string{"bad-access in %s"}, lineFunc: 2, skip: re(`kernel_fault|tag_check|mem_abort|^el1_|^el1h_`)},
+	{start: re(`^BUG: KASAN: ([a-z-]+) on address`), typ: KASAN, title: "KASAN: $1 $access", noFrames: true},
+	{start: re(`^BUG: KMSAN: ([a-z-]+) in ` + fn), typ: KMSAN, title: "KMSAN: $1 in %s",
+		alt: []string{"bad-access in %s"}, lineFunc: 2},
+	{start: re(`^BUG: KCSAN: (.*)`), typ: KCSAN, title: "KCSAN: $1", noFrames: true},
+	{start: re(`^BUG: KFENCE: (use-after-free|out-of-bounds) (read|write) in ` + fn), typ: KFENCE,
+		title: "KFENCE: $1 $2 in %s", alt: []string{"bad-access in %s"}, lineFunc: 3, longHeader: true},
+	{start: re(`^BUG: KFENCE: invalid free in ` + fn), typ: KFENCE, title: "KFENCE: invalid free in %s",
+		alt: []string{"invalid-free in %s"}, lineFunc: 1, longHeader: true},
+	{start: re(`^BUG: KFENCE: invalid (read|write) in ` + fn), typ: KFENCE, title: "KFENCE: invalid $1 in %s",
+		alt: []string{"bad-access in %s"}, lineFunc: 2, longHeader: true},
+	{start: re(`^BUG: KFENCE: memory corruption in ` + fn), typ: KFENCE, title: "KFENCE: memory corruption in %s",
+		lineFunc: 1, longHeader: true},
+
+	// Faults. 6.x x86's "BUG: kernel NULL pointer dereference, address:" and arm64's
+	// "Unable to handle kernel NULL pointer dereference at virtual address" get one title.
+	{start: re(`^(?:BUG: kernel NULL pointer dereference, address|BUG: unable to handle kernel NULL pointer dereference|BUG: Kernel NULL pointer dereference|Unable to handle kernel NULL pointer dereference)`),
+		typ: NullDeref, title: "BUG: unable to handle kernel NULL pointer dereference in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^(?:BUG: unable to handle page fault for address|BUG: unable to handle kernel paging request|Unable to handle kernel paging request|Unable to handle kernel (?:read|write|execute) from|BUG: Unable to handle kernel data access)`),
+		typ: PagingRequest, title: "BUG: unable to handle kernel paging request in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^Unable to handle kernel access to user memory`), typ: PagingRequest,
+		title: "BUG: unable to handle kernel access to user memory in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^general protection fault`), typ: GPF, title: "general protection fault in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^stack segment: `), typ: GPF, title: "stack segment fault in %s"},
+	{start: re(`^PANIC: double fault`), typ: GPF, title: "PANIC: double fault in %s"},
+	{start: re(`^(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s"},
+	{start: re(`^invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s"},
+	{start: re(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s"},
+	{start: re(`^Internal error: `), typ: Oops, title: "Internal error in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^Unhandled fault: `), typ: Oops, title: "Unhandled fault in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^Alignment trap: `), typ: Oops, title: "Alignment trap in %s"},
+
+	// BUG()s with a known source file, and the messages printed just before them.
+	{start: re(`^(?:list_add|list_del|list_add_rcu|list_del_rcu) corruption`), typ: ListCorruption,
+		title: "BUG: corrupted list in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^kernel BUG at lib/list_debug\.c`), typ: ListCorruption, title: "BUG: corrupted list in %s",
+		alt: []string{"bad-access in %s"}},
+	{start: re(`^usercopy: Kernel memory (?:exposure|overwrite) attempt detected`), typ: Usercopy,
+		title: "BUG: bad usercopy in %s", skip: re(`usercopy|__check`)},
+	{start: re(`^kernel BUG at mm/usercopy\.c`), typ: Usercopy, title: "BUG: bad usercopy in %s", skip: re(`usercopy|__check`)},
+	{start: re(`^kernel BUG at `), typ: Bug, title: "kernel BUG in %s", skip: re(`^skb_`)},
+	{start: re(`^BUG kmalloc-.*: Object already free`), typ: Bug, title: "BUG: Object already free", noFrames: true},
+
+	// Lockdep. 4.x and older print "[ INFO: ... ]" banners for the same reports.
+	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )possible circular locking dependency detected`), typ: Lockdep,
+		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true,
+		skip: re(`process_one_work|flush_workqueue|drain_workqueue|destroy_workqueue`)},
+	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )possible recursive locking detected`), typ: Lockdep,
+		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true},
+	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )possible irq lock inversion dependency detected`), typ: Lockdep,
+		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true},
+	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )?\S+-safe -> \S+-unsafe lock order detected`), typ: Lockdep,
+		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true},
+	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )inconsistent lock state`), typ: Lockdep,
+		title: "inconsistent lock state in %s", longHeader: true},
+	{start: re(`^(WARNING|BUG): bad unlock balance detected!`), typ: Lockdep, title: "$1: bad unlock balance in %s",
+		funcRe: re(`^\[<[0-9a-f]+>\] ` + fn + `\+0x`), longHeader: true},
+	{start: re(`^(WARNING|BUG): held lock freed!`), typ: Lockdep, title: "$1: held lock freed in %s",
+		funcRe: lockAtRe, longHeader: true},
+	{start: re(`^(WARNING|BUG): .*still has locks held!`), typ: Lockdep, title: "$1: still has locks held in %s",
+		funcRe: lockAtRe, longHeader: true},
+	{start: re(`^(WARNING|BUG): lock held when returning to user space`), typ: Lockdep,
+		title: "$1: lock held when returning to user space in %s", funcRe: lockAtRe, longHeader: true, noFrames: true},
+	{start: re(`^WARNING: Nested lock was not taken`), typ: Lockdep, title: "WARNING: nested lock was not taken in %s", longHeader: true},
+	{start: re(`^(?:\[ )?(WARNING|INFO): suspicious RCU usage`), typ: Lockdep, title: "$1: suspicious RCU usage in %s",
+		skip: re(`rcu|kmem|slab`), longHeader: true},
+	{start: re(`^INFO: trying to register non-static key`), typ: Lockdep,
+		title: "INFO: trying to register non-static key in %s", skip: re(`stack|lock|IRQ`)},
+	{start: re(`^BUG: Invalid wait context`), typ: Lockdep, title: "WARNING: locking bug in %s",
+		skip: re(`lock_sock|release_sock`), longHeader: true},
+
+	// WARN()s whose file says what they are.
+	{start: warnAt(`lib/debugobjects\.c`), typ: Warning, title: "WARNING: ODEBUG bug in %s",
+		skip: re(`debug_|rcu|hrtimer_|timer_|work_|percpu_|vunmap|vfree|__free_|kobject_`)},
+	{start: warnAt(`mm/usercopy\.c`), typ: Usercopy, title: "WARNING: bad usercopy in %s", skip: re(`usercopy|__check`)},
+	{start: warnAt(`lib/kobject\.c`), typ: Warning, title: "WARNING: kobject bug in %s", skip: re(`kobject_`)},
+	{start: warnAt(`fs/proc/generic\.c`), typ: Warning, title: "WARNING: proc registration bug in %s", skip: re(`proc_`)},
+	{start: warnAt(`lib/refcount\.c`), typ: Refcount, title: "WARNING: refcount bug in %s", skip: re(`refcount|kobject_`)},
+	{start: warnAt(`kernel/locking/lockdep\.c.*lock_`), typ: Lockdep, title: "WARNING: locking bug in %s",
+		skip: re(`lock_sock|release_sock`)},
+	{start: warnAt(`mm/vmalloc\.c:\d+ __vmalloc_node`), typ: Warning, title: "WARNING: zero-size vmalloc in %s"},
+	{start: warnAt(`mm/\S+\.c:\d+ \S*k?.?malloc`), typ: Warning, title: "WARNING: kmalloc bug in %s",
+		skip: re(`kmalloc|krealloc|slab|kmem`)},
+	// 6.18's "WARNING: file:line at FUNC+0x.., CPU#0: comm/pid", 3.x–6.x's
+	// "WARNING: CPU: 0 PID: 1 at file:line FUNC+0x..", 3.x's "WARNING: at file:line FUNC()".
+	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s", lineFunc: 1},
+	{start: re(`^WARNING: \S+:\d+ at ` + fn + `\+0x`), typ: Warning, title: "WARNING in %s", lineFunc: 1},
+	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+$`), typ: Warning, title: "WARNING in %s"},
+
+	// Other BUG:s.
+	{start: re(`^BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)`),
+		typ: Bug, title: "BUG: $1 $2 in %s", skip: re(`spin_|_lock|_unlock`)},
+	{start: re(`^(?:watchdog: |NMI watchdog: )?BUG: soft lockup`), typ: SoftLockup, title: "BUG: soft lockup in %s",
+		alt: []string{"stall in %s"}, stall: true},
+	{start: re(`^BUG: scheduling while atomic`), typ: AtomicSleep, title: "BUG: scheduling while atomic in %s", skip: re(`schedule`)},
+	{start: re(`^BUG: sleeping function called from invalid context`), typ: AtomicSleep,
+		title: "BUG: sleeping function called from invalid context in %s"},
+	{start: re(`^BUG: using ([a-z_]+)\(\) in preemptible`), typ: AtomicSleep, title: "BUG: using $1() in preemptible code in %s",
+		skip: re(`dump_stack|preempt|debug_|processor_id|this_cpu`)},
+	{start: re(`^BUG: workqueue leaked lock or atomic`), typ: Lockdep, title: "BUG: workqueue leaked lock or atomic in %s",
+		funcRe: re(`last function: ` + fn), noFrames: true, longHeader: true},
+	{start: re(`^BUG: workqueue lockup`), typ: Bug, title: "BUG: workqueue lockup", noFrames: true},
+	{start: re(`^(?:BUG: memory leak$|unreferenced object 0x[0-9a-f]+ \(size \d+\):)`), typ: MemoryLeak, title: "memory leak in %s",
+		skip:       re(`kmemleak|mmap|kmem|slab|alloc|create_object|idr_get|list_lru_init|kasprintf|kvasprintf|pcpu_create|strdup|strndup|memdup`),
+		longHeader: true, untimed: true},
+	{start: re(`^BUG: .*stack guard page was hit at`), typ: StackOverflow, title: "BUG: stack guard page was hit in %s",
+		alt: []string{"stack-overflow in %s"}, stall: true},
+	{start: re(`^BUG: Bad page (state|cache)`), typ: BadPageState, title: "BUG: Bad page $1 in %s",
+		skip: re(`(?:free|put|get|update|release)_page|free_unref|^_*folio|truncate_inode_pages|page_frag_free|alloc|vmap|page_owner`)},
+	{start: re(`^BUG: Bad page map`), typ: BadPageState, title: "BUG: Bad page map", noFrames: true},
+	{start: re(`^BUG: Bad rss-counter state`), typ: Bug, title: "BUG: Bad rss-counter state", noFrames: true},
+	{start: re(`^BUG: non-zero (nr_ptes|nr_pmds) on freeing mm`), typ: Bug, title: "BUG: non-zero $1 on freeing mm", noFrames: true},
+	{start: re(`^BUG: Dentry .* still in use`), typ: Bug, title: "BUG: Dentry still in use in %s"},
+
+	// Lockups, stalls, hangs.
+	{start: re(`^(?:NMI watchdog: |watchdog: )?Watchdog detected hard LOCKUP`), typ: HardLockup, title: "watchdog: hard lockup in %s", stall: true},
+	{start: re(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall`), typ: RCUStall,
+		title: "INFO: rcu detected stall in %s", alt: []string{"stall in %s"}, stall: true, skip: re(`apic_timer_interrupt|rcu`)},
+	{start: re(`^INFO: task .+ blocked for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s",
+		alt: []string{"hang in %s"}, hang: true},
+	{start: re(`^INFO: task .* can't die for more than .* seconds`), typ: HungTask, title: "INFO: task can't die in %s",
+		alt: []string{"hang in %s"}, skip: re(`schedule`)},
+	{start: re(`^unregister_netdevice: waiting for \S+ to become free`), typ: NetdevLeak,
+		title: "unregister_netdevice: waiting for DEV to become free", noFrames: true},
+
+	// Sanitizers of undefined behaviour.
+	{start: re(`^UBSAN: Undefined behaviour in`), typ: UBSAN, title: "UBSAN: undefined-behaviour in %s", skip: re(`ubsan|overflow`)},
+	{start: re(`^UBSAN: array-index-out-of-bounds in`), typ: UBSAN, title: "UBSAN: array-index-out-of-bounds in %s",
+		alt: []string{"bad-access in %s"}, skip: re(`ubsan|overflow`)},
+	{start: re(`^UBSAN: (.*?) in `), typ: UBSAN, title: "UBSAN: $1 in %s", skip: re(`ubsan|overflow`)},
+
+	// Panics. After an oops they continue it; on their own most name themselves.
+	{start: re(`^Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: ` + fn), typ: Panic,
+		title: "kernel panic: stack is corrupted in %s", lineFunc: 1, noFrames: true},
+	{start: re(`^Kernel panic - not syncing: stack-protector:`), typ: Panic, title: "kernel panic: stack is corrupted in %s",
+		skip: re(`stack_chk`)},
+	{start: re(`^Kernel panic - not syncing: corrupted stack end`), typ: StackOverflow, title: "kernel panic: corrupted stack end in %s",
+		alt: []string{"stack-overflow in %s"}, skip: re(`schedule|retint_kernel`), stall: true},
+	{start: re(`^Kernel panic - not syncing: kernel stack overflow`), typ: StackOverflow, title: "kernel stack overflow in %s",
+		alt: []string{"stack-overflow in %s"}, skip: re(`bad_stack`), stall: true},
+	{start: re(`^Kernel panic - not syncing: Attempted to kill init!`), typ: Panic, title: "kernel panic: Attempted to kill init!", noFrames: true},
+	{start: re(`^Kernel panic - not syncing: Couldn't open N_TTY ldisc`), typ: Panic, title: "kernel panic: Couldn't open N_TTY ldisc", noFrames: true},
+	{start: re(`^Kernel panic - not syncing: Fatal exception`), typ: Panic, title: "kernel panic: Fatal exception", noFrames: true,
+		corrupted: "truncated: a panic after an oops whose header is missing"},
+	{start: re(`^Kernel panic - not syncing: panic_on_warn set`), typ: Panic, title: "kernel panic: panic_on_warn set", noFrames: true,
+		corrupted: "truncated: a panic_on_warn panic whose WARNING is missing"},
+	{start: re(`^Kernel panic - not syncing: hung_task: blocked tasks`), typ: Panic, title: "kernel panic: hung_task: blocked tasks", noFrames: true,
+		corrupted: "truncated: a hung-task panic whose report is missing"},
+	{start: re(`^Kernel panic - not syncing: (.*)`), typ: Panic, title: "kernel panic: $1", noFrames: true, normalizeTitle: true},
+
+	// A reboot nobody asked for: the decompressor's banner after kernel output.
+	{start: re(`^Booting the kernel\.?$`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true},
+}
+
+// quick holds substrings at least one of which every start line contains, so most lines
+// are rejected with a few Contains calls before any regexp runs.
+var quick = []string{"BUG", "Unable to handle", "general protection", "corruption", "WARNING: ",
+	"LOCKUP", "INFO: ", "error: ", "opcode: ", "Internal error", "Kernel panic", "UBSAN: ",
+	"unreferenced object", "usercopy: ", "unregister_netdevice", "stack segment", "PANIC: ",
+	"Unhandled fault", "Alignment trap", "Booting the kernel", "unsafe lock order"}
+
+// ignoreRe matches kernel lines that look like a start but report nothing.
+var ignoreRe = re(`^(?:WARNING: (?:/etc/ssh/moduli|workqueue cpumask|[Tt]he mand mount option|Unprivileged eBPF|See https|kernel not compiled with CPU_SRSO|fbcon: Driver)|INFO: (?:lockdep is turned off|Stall ended before state dump start|NMI handler|recovery required on readonly filesystem|sys_.* is not present|no syscalls can create resource)|BUG: no syscalls can create resource)`)
+
+// titleOf fills in a rule's title format.
+func titleOf(format string, m []string, access, fn string) string {
+	t := format
+	if strings.Contains(t, "$access") {
+		t = strings.Replace(t, "$access", access, 1)
+	}
+	for i := len(m) - 1; i >= 1; i-- { // $10 never occurs; high first so $1 does not eat $12
+		if strings.Contains(t, "$") {
+			t = strings.ReplaceAll(t, "$"+string(rune('0'+i%10)), strings.TrimSpace(m[i]))
+		}
+	}
+	if strings.Contains(t, "$0") {
+		t = strings.ReplaceAll(t, "$0", strings.TrimPrefix(m[0], "BUG: "))
+	}
+	if strings.Contains(t, "%s") {
+		t = strings.Replace(t, "%s", fn, 1)
+	}
+	return t
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build the debug x86-64 kernel used for the lockdep, kmemleak, KFENCE, KASAN, atomic-sleep,
+# ODEBUG, usercopy and stack-check test logs (Debian's kernels have none of these on):
+# Debian's linux-source-6.1, tinyconfig + debug.config, under the machine's heavy-work lock.
+# Then
+#   KERNEL=$tree/arch/x86/boot/bzImage KMOD_TREE=$tree gen.sh OUT amd64 NAME CASES
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${REPROLAB_CACHE:-$HOME/.cache/reprolab}
+dir=$cache/report-gen/debug
+tree=$dir/linux-source-6.1
+mkdir -p "$dir"
+[ -d "$tree" ] || nice tar -C "$dir" -xf /usr/src/linux-source-6.1.tar.xz
+cd "$tree"
+make -s tinyconfig
+scripts/kconfig/merge_config.sh -m .config "$here/debug.config" >/dev/null
+make -s olddefconfig
+# Every option asked for must have survived olddefconfig (a missing dependency drops it).
+missing=0
+while IFS= read -r l; do
+	case $l in CONFIG_*=y) grep -qx "$l" .config || { echo "debug.sh: $l dropped"; missing=1; } ;; esac
+done < "$here/debug.config"
+[ $missing = 0 ]
+flock /tmp/reprolab-heavy.lock nice make -j2 CC="ccache gcc" bzImage modules_prepare
+echo "debug.sh: $tree/arch/x86/boot/bzImage"
