@@ -32,7 +32,7 @@ func (f *matrixFlags) dispatcher(st *store.Store, accel qemu.Accel) func(context
 		return nil
 	}
 	return func(ctx context.Context, cid string, trials []campaign.Trial) error {
-		jobs, err := fleet.Jobs(cid, accel, trials)
+		jobs, builds, err := fleet.Jobs(cid, accel, trials)
 		if err != nil {
 			return err
 		}
@@ -40,12 +40,12 @@ func (f *matrixFlags) dispatcher(st *store.Store, accel qemu.Accel) func(context
 		if err != nil {
 			return err
 		}
-		n, err := q.Enqueue(ctx, jobs, nil)
+		n, err := q.Enqueue(ctx, jobs, builds, nil)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "matrix: %d runs enqueued (%d were already queued) on %s; `reprolab status --db …` shows the workers\n",
-			n, len(jobs)-n, st.Location)
+		fmt.Fprintf(os.Stderr, "matrix: %d runs and %d kernel builds (their runs enqueued once built) handed to workers, %d new, on %s; `reprolab status --db …` shows them\n",
+			len(jobs), len(builds), n, st.Location)
 		return nil
 	}
 }
@@ -57,10 +57,7 @@ func (f *matrixFlags) follow(ctx context.Context, st *store.Store, name string, 
 		fmt.Fprintf(os.Stderr, "matrix %s: enqueued; run `reprolab matrix report` later, or the same command with --wait to follow it\n", name)
 		return true, nil
 	}
-	ids := map[string]bool{}
-	for _, id := range sum.Dispatched {
-		ids[id] = true
-	}
+	ids := sum.Dispatched
 	finished := 0
 	t0 := time.Now()
 	err = fleet.Wait(ctx, st, matrix.CampaignID(name), ids, 2*time.Second, func(r store.Run) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,10 +34,10 @@ SIGTERM or Ctrl-C hands the trials in progress back at once (another worker redo
 a worker killed outright leaves its trial to be taken over when its lease expires.`
 
 type workerFlags struct {
-	dsn, results string
-	slots        int
-	arches       []string
-	lease, poll  time.Duration
+	dsn, results  string
+	slots, builds int
+	arches        []string
+	lease, poll   time.Duration
 }
 
 func newWorkerCmd() *cobra.Command {
@@ -52,6 +54,7 @@ func newWorkerCmd() *cobra.Command {
 	fl.StringVar(&f.dsn, "db", "", "the shared database: postgres://… (or a SQLite file for workers on one host)")
 	fl.StringVar(&f.results, "results", "results", "results root shared with the enqueuing host (run folders are written here)")
 	fl.IntVar(&f.slots, "slots", 0, "trials at once (default: what the host's cores and memory take for a 2-vCPU, 512 MiB guest)")
+	fl.IntVar(&f.builds, "builds", 1, "kernel builds at once, for the arches this host has compilers for (0: take no builds)")
 	fl.StringSliceVar(&f.arches, "arch", nil, "arches to take trials for (default: those with qemu-system-* on PATH)")
 	fl.DurationVar(&f.lease, "lease", 2*time.Hour, "a trial held longer than this by a silent worker is taken over (keep it above the longest trial)")
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often an idle worker looks for trials")
@@ -60,8 +63,8 @@ func newWorkerCmd() *cobra.Command {
 }
 
 func runWorker(f *workerFlags) error {
-	if f.slots < 0 || f.lease <= 0 || f.poll <= 0 {
-		return usagef("--slots, --lease and --poll must be positive")
+	if f.slots < 0 || f.builds < 0 || f.lease <= 0 || f.poll <= 0 {
+		return usagef("--slots, --builds, --lease and --poll must be positive")
 	}
 	arches, err := workerArches(f.arches)
 	if err != nil {
@@ -86,16 +89,25 @@ func runWorker(f *workerFlags) error {
 			n++
 		}
 		queues[queue.TrialQueue(a)] = max(n, 1)
+		if f.builds > 0 && canBuild(a) {
+			queues[queue.BuildQueue(a)] = f.builds
+		}
 	}
-	q, err := queue.Open(ctx, st, queue.Config{Queues: queues, Handler: w.Handle, Lease: f.lease, PollInterval: f.poll,
+	q, err := queue.Open(ctx, st, queue.Config{Queues: queues, Handler: w.Handle, BuildHandler: w.HandleBuild, Lease: f.lease, PollInterval: f.poll,
 		Slots: f.slots, Arches: arches, Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, "worker: "+format+"\n", a...) }})
 	if err != nil {
 		return err
 	}
+	w.Queue = q
 	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "worker: %d slot(s) for %s on %s; results in %s\n", f.slots, strings.Join(arches, ", "), st.Location, f.results)
+	var names []string
+	for name := range queues {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(os.Stderr, "worker: %d slot(s), queues %s, on %s; results in %s\n", f.slots, strings.Join(names, " "), st.Location, f.results)
 	<-ctx.Done()
 	close(stopping)
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -105,6 +117,21 @@ func runWorker(f *workerFlags) error {
 	}
 	fmt.Fprintln(os.Stderr, "worker: stopped")
 	return exitStatus(fault.ExitInterrupted)
+}
+
+// canBuild: the host has make and a C compiler for arch (lab/kbuild cross-compiles arm64
+// with Debian's aarch64-linux-gnu- toolchain).
+func canBuild(arch string) bool {
+	cc := "gcc"
+	if arch == string(qemu.ARM64) && runtime.GOARCH != "arm64" {
+		cc = "aarch64-linux-gnu-gcc"
+	}
+	for _, b := range []string{"make", cc} {
+		if _, err := exec.LookPath(b); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // workerArches are the arches asked for, or those this host has a QEMU for.

@@ -15,10 +15,12 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/reprolab/reprolab/lab/campaign"
@@ -30,36 +32,102 @@ import (
 	"github.com/reprolab/reprolab/lab/store"
 )
 
-// Jobs converts planned trials to queue jobs. Kernel and reproducer paths are made
-// absolute: workers resolve them on their own host, where they must exist at the same
-// path (a shared mount, or the same checkout and cache location).
-func Jobs(campaignID string, accel qemu.Accel, trials []campaign.Trial) ([]queue.TrialArgs, error) {
+// Jobs converts planned trials to queue jobs. A trial whose kernel is built already
+// becomes a trial job; trials whose kernel is still to be built (Build.Image empty, a
+// source kernel: see PendingBuild) go into one build job per kernel, and the worker that
+// builds it enqueues them. Kernel and reproducer paths are made absolute: workers resolve
+// them on their own host, where they must exist at the same path (a shared mount, or the
+// same checkout and cache location).
+func Jobs(campaignID string, accel qemu.Accel, trials []campaign.Trial) ([]queue.TrialArgs, []queue.BuildArgs, error) {
 	var out []queue.TrialArgs
+	builds := map[string]*queue.BuildArgs{}
+	var order []string
 	for _, t := range trials {
-		if t.Build == nil || t.Build.Failed != nil || t.Build.Image == "" {
-			return nil, fault.Inputf("trial %s: no built kernel to dispatch", t.ID)
+		if t.Build == nil || t.Build.Failed != nil {
+			return nil, nil, fault.Inputf("trial %s: no kernel to dispatch", t.ID)
 		}
 		if t.Repro == nil || t.Repro.Path == "" {
-			return nil, fault.Inputf("trial %s: its reproducer has no spec file a worker could load", t.ID)
+			return nil, nil, fault.Inputf("trial %s: its reproducer has no spec file a worker could load", t.ID)
 		}
 		a := queue.TrialArgs{Campaign: campaignID, Trial: t.ID, Attempt: t.Attempt, Group: t.Group, Dir: t.Dir,
 			Arch: t.Build.Kernel.Arch, BuildID: t.Build.ID, Cmdline: t.Cmdline, Iterations: t.Iterations, Duration: t.Duration,
 			Accel: string(accel), Timeout: TrialTimeout(t)}
 		var err error
+		if a.Repro, err = filepath.Abs(t.Repro.Path); err != nil {
+			return nil, nil, fault.Inputf("trial %s: %s: %v", t.ID, t.Repro.Path, err)
+		}
+		if t.Build.Image == "" {
+			if t.Build.Kernel.Source == nil {
+				return nil, nil, fault.Inputf("trial %s: its kernel has neither an image nor a source", t.ID)
+			}
+			key := t.Build.Kernel.BuildKey()
+			b := builds[key]
+			if b == nil {
+				k, err := json.Marshal(absKernel(t.Build.Kernel))
+				if err != nil {
+					return nil, nil, err
+				}
+				b = &queue.BuildArgs{Campaign: campaignID, Key: key, Arch: t.Build.Kernel.Arch, Kernel: k, Timeout: 3 * time.Hour}
+				builds[key] = b
+				order = append(order, key)
+			}
+			b.Trials = append(b.Trials, a)
+			continue
+		}
 		for _, p := range []struct {
 			dst *string
 			src string
-		}{{&a.Image, t.Build.Image}, {&a.Vmlinux, t.Build.Vmlinux}, {&a.Modules, t.Build.Modules}, {&a.Repro, t.Repro.Path}} {
+		}{{&a.Image, t.Build.Image}, {&a.Vmlinux, t.Build.Vmlinux}, {&a.Modules, t.Build.Modules}} {
 			if p.src == "" {
 				continue
 			}
 			if *p.dst, err = filepath.Abs(p.src); err != nil {
-				return nil, fault.Inputf("trial %s: %s: %v", t.ID, p.src, err)
+				return nil, nil, fault.Inputf("trial %s: %s: %v", t.ID, p.src, err)
 			}
 		}
 		out = append(out, a)
 	}
-	return out, nil
+	var bl []queue.BuildArgs
+	for _, k := range order {
+		bl = append(bl, *builds[k])
+	}
+	return out, bl, nil
+}
+
+// PendingBuild is the build a driver plans trials on when workers build the kernel:
+// recorded as "pending-<key>" until the worker that builds it rebinds the cells.
+func PendingBuild(k campaign.Kernel) *campaign.Build {
+	return &campaign.Build{ID: PendingID(k.BuildKey()), Kernel: k}
+}
+
+// PendingID is the build id cells carry until their kernel is built.
+func PendingID(key string) string { return "pending-" + key }
+
+// absKernel makes a kernel's local paths absolute, for a worker in another directory.
+func absKernel(k campaign.Kernel) campaign.Kernel {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	absAll := func(ps []string) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, abs(p))
+		}
+		return out
+	}
+	k.Patches, k.Probes, k.FragmentDirs = absAll(k.Patches), absAll(k.Probes), absAll(k.FragmentDirs)
+	if k.Source != nil {
+		src := *k.Source
+		src.Git, src.Dir, src.Tarball = abs(src.Git), abs(src.Dir), abs(src.Tarball)
+		k.Source = &src
+	}
+	return k
 }
 
 // TrialTimeout bounds a trial as a job: booting under TCG, the loop budget (the trial's
@@ -91,6 +159,8 @@ type Worker struct {
 	Progress   io.Writer
 	// Run defaults to repro.Run (tests substitute fakes to measure the queue).
 	Run func(context.Context, repro.Config) (*repro.Result, error)
+	// Queue is where a build job enqueues the trials that waited for it.
+	Queue *queue.Queue
 	// Stopping is closed when the worker is told to stop: a trial cut off by it is handed
 	// back rather than retried after a backoff.
 	Stopping <-chan struct{}
@@ -149,6 +219,48 @@ func (w *Worker) Handle(ctx context.Context, a queue.TrialArgs) error {
 	return nil
 }
 
+// HandleBuild builds one kernel (a cache hit when any host built the same inputs into the
+// shared cache), points the campaign's cells at it and enqueues the trials waiting for
+// it. A failed build is recorded (the trials are not run; Wait stops waiting for them).
+func (w *Worker) HandleBuild(ctx context.Context, a queue.BuildArgs) error {
+	if w.Queue == nil {
+		return fault.Infraf("build %s: this worker has no queue to enqueue trials on", a.Key)
+	}
+	var k campaign.Kernel
+	if err := json.Unmarshal(a.Kernel, &k); err != nil {
+		return queue.Cancel(fault.Inputf("build %s/%s: kernel: %v", a.Campaign, a.Key, err))
+	}
+	e := &campaign.Engine{Store: w.Store, ResultsDir: w.ResultsDir, CacheDir: w.CacheDir, Progress: w.progress()}
+	b, err := e.Kernel(ctx, a.Campaign, k)
+	switch {
+	case err != nil && fault.IsInput(err):
+		return queue.Cancel(err)
+	case err != nil:
+		return err
+	case ctx.Err() != nil && w.stopping():
+		return queue.HandBack()
+	case ctx.Err() != nil:
+		return fault.Infraf("build %s/%s: cut off at its time limit", a.Campaign, a.Key)
+	}
+	if err := w.Store.RebindCells(ctx, a.Campaign, PendingID(a.Key), b.ID); err != nil {
+		return err
+	}
+	if b.Failed != nil {
+		fmt.Fprintf(w.progress(), "%s/%s: build failed; its %d trials are not run: %v\n", a.Campaign, a.Key, len(a.Trials), b.Failed)
+		return nil
+	}
+	trials := append([]queue.TrialArgs(nil), a.Trials...)
+	for i := range trials {
+		trials[i].BuildID, trials[i].Image, trials[i].Vmlinux, trials[i].Modules = b.ID, b.Image, b.Vmlinux, b.Modules
+	}
+	n, err := w.Queue.Enqueue(ctx, trials, nil, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w.progress(), "%s/%s: built %s (%.0fs, cached=%v); %d trials enqueued\n", a.Campaign, a.Key, b.Image, b.Seconds, b.Cached, n)
+	return nil
+}
+
 func (w *Worker) stopping() bool {
 	if w.Stopping == nil {
 		return false
@@ -168,9 +280,10 @@ func (w *Worker) progress() io.Writer {
 	return w.Progress
 }
 
-// Wait follows a campaign until every trial in ids has a finished run, calling onRun for
-// each newly finished one (e.g. to rewrite reports). It returns ctx's error if cut short.
-func Wait(ctx context.Context, st *store.Store, campaignID string, ids map[string]bool, poll time.Duration, onRun func(store.Run)) error {
+// Wait follows a campaign until every trial in ids (trial id → its kernel's build key) has
+// a finished run or its kernel's build failed, calling onRun for each newly finished run
+// (e.g. to rewrite reports). It returns ctx's error if cut short.
+func Wait(ctx context.Context, st *store.Store, campaignID string, ids map[string]string, poll time.Duration, onRun func(store.Run)) error {
 	if poll <= 0 {
 		poll = 2 * time.Second
 	}
@@ -183,7 +296,7 @@ func Wait(ctx context.Context, st *store.Store, campaignID string, ids map[strin
 		left := 0
 		finished := map[string]bool{}
 		for _, r := range runs {
-			if r.State != store.Finished || !ids[r.ID] {
+			if _, want := ids[r.ID]; r.State != store.Finished || !want {
 				continue
 			}
 			finished[r.ID] = true
@@ -195,8 +308,18 @@ func Wait(ctx context.Context, st *store.Store, campaignID string, ids map[strin
 				}
 			}
 		}
-		for id := range ids {
-			if !finished[id] {
+		builds, err := st.Builds(ctx, campaignID)
+		if err != nil {
+			return err
+		}
+		failed := map[string]bool{}
+		for _, b := range builds {
+			if b.Status == "failed" {
+				failed[strings.TrimPrefix(b.ID, "failed-")] = true
+			}
+		}
+		for id, key := range ids {
+			if !finished[id] && !failed[key] {
 				left++
 			}
 		}

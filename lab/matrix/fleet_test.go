@@ -3,6 +3,7 @@ package matrix
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,60 @@ func TestFleetMatrix(t *testing.T) {
 	}
 	if _, err := filepath.Glob(filepath.Join(results, "matrix-ci-smoke", "report.md")); err != nil {
 		t.Error(err)
+	}
+}
+
+// Builds are jobs too: a matrix over a kernel built from source (the CI kernel, a cache
+// hit in the kbuild cache) hands the build to a worker, which builds it, points the cells
+// at it and enqueues their runs; the probe axis still reaches the built probe.
+func TestFleetBuiltKernel(t *testing.T) {
+	requireGuests(t)
+	if p := os.Getenv("REPROLAB_CI_KERNEL_JSON"); p == "" {
+		t.Skip("REPROLAB_CI_KERNEL_JSON not set: `make test` builds the CI kernel first (make ci-kernel)")
+	} else if _, err := os.Stat(p); err != nil {
+		t.Skipf("CI kernel not built: %v", err)
+	}
+	dsn := storetest.DSN(t, "postgres")
+	results := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	worker := exec.CommandContext(ctx, buildCLI(t), "worker", "--db", dsn, "--results", results, "--slots", "2", "--arch", "x86_64", "--poll", "200ms")
+	worker.Dir = repoRoot
+	var wout bytes.Buffer
+	worker.Stdout, worker.Stderr = &wout, &wout
+	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(-worker.Process.Pid, syscall.SIGKILL); _ = worker.Wait() }()
+	out, code := runCLI(t, "matrix", "reproducers/ci-smoke/built-kernel.yaml", "--db", dsn, "--results", results, "--wait")
+	if code != 0 {
+		t.Fatalf("matrix --wait: exit %d\n%s\nworker:\n%s", code, out, wout.String())
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cid := CampaignID("ci-built-kernel")
+	builds, _ := st.Builds(ctx, cid)
+	if len(builds) != 1 || !builds[0].Cached || !strings.HasPrefix(builds[0].ID, "kbuild-") {
+		t.Fatalf("want one cached kbuild build made by the worker, got %+v\n%s", builds, wout.String())
+	}
+	cells, _ := st.Cells(ctx, cid)
+	for _, c := range cells {
+		if c.BuildID != builds[0].ID {
+			t.Errorf("cell %s still on build %q, want %s", c.ID, c.BuildID, builds[0].ID)
+		}
+	}
+	runs, _ := st.Runs(ctx, cid)
+	if len(runs) != 2 {
+		t.Fatalf("%d runs, want 2\n%s", len(runs), wout.String())
+	}
+	for _, r := range runs {
+		if r.State != store.Finished || r.Outcome != "survived" {
+			t.Errorf("%s: %s %s: %s", r.ID, r.State, r.Outcome, r.Error)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reprolab/reprolab/lab/campaign"
 	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/fleet"
 	"github.com/reprolab/reprolab/lab/kbuild"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/repro"
@@ -57,8 +58,9 @@ type Summary struct {
 	InfraErrors int
 	BuildErrors []error
 	Interrupted bool
-	// Dispatched lists the run ids handed to workers (Options.Dispatch).
-	Dispatched []string
+	// Dispatched maps the run ids handed to workers (Options.Dispatch) to their kernel's
+	// build key.
+	Dispatched map[string]string
 }
 
 // DefaultJobs is how many TCG guests the host takes: each guest's vCPUs need a host
@@ -202,6 +204,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		k, err := s.kernel(c)
 		if err != nil {
 			return nil, err
+		}
+		if o.Dispatch != nil && k.Source != nil {
+			// Built by a worker, which then enqueues the cell's runs (lab/fleet).
+			kernels[key] = fleet.PendingBuild(k)
+			continue
 		}
 		b, err := e.Kernel(ctx, cid, k)
 		if err != nil {
@@ -359,7 +366,10 @@ func dispatch(ctx context.Context, o Options, cid string, kernels map[string]*ca
 		iters, dur := s.loopBudget()
 		trials = append(trials, campaign.Trial{ID: j.id, Group: j.cell.ID(), Attempt: j.k, Build: b,
 			Repro: s.Repro, Cmdline: s.CellCmdline(j.cell), Iterations: iters, Duration: dur, Dir: j.id})
-		sum.Dispatched = append(sum.Dispatched, j.id)
+		if sum.Dispatched == nil {
+			sum.Dispatched = map[string]string{}
+		}
+		sum.Dispatched[j.id] = b.Kernel.BuildKey()
 	}
 	if err := o.Dispatch(ctx, cid, trials); err != nil {
 		return nil, err

@@ -38,7 +38,7 @@ func BenchmarkQueue(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				camp := fmt.Sprintf("bulk%d", i)
 				t0 := time.Now()
-				if _, err := w.Enqueue(ctx, trials(camp, n, "x86_64"), nil); err != nil {
+				if _, err := w.Enqueue(ctx, trials(camp, n, "x86_64"), nil, nil); err != nil {
 					b.Fatal(err)
 				}
 				ins := time.Since(t0)
@@ -55,7 +55,7 @@ func BenchmarkQueue(b *testing.B) {
 				for j := 0; j < 20; j++ {
 					one := trials(fmt.Sprintf("one%d-%d", i, j), 1, "x86_64")
 					t := time.Now()
-					if _, err := w.Enqueue(ctx, one, nil); err != nil {
+					if _, err := w.Enqueue(ctx, one, nil, nil); err != nil {
 						b.Fatal(err)
 					}
 					<-done

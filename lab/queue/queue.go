@@ -23,6 +23,7 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -83,6 +84,34 @@ func (a TrialArgs) InsertOpts() river.InsertOpts {
 // host can emulate.
 func TrialQueue(arch string) string { return "trial_" + arch }
 
+// BuildArgs is one kernel build as a job, with the trials that wait for it: the worker
+// that builds it enqueues them, their kernel paths filled in. Builds are unique per
+// (campaign, key); across campaigns the shared kbuild cache makes a repeat a cache hit,
+// so a kernel is compiled once per inputs key in the whole fleet.
+type BuildArgs struct {
+	Campaign string `json:"campaign" river:"unique"`
+	Key      string `json:"key" river:"unique"` // the kernel's build key (a matrix cell's)
+	Arch     string `json:"arch"`
+	// Kernel is the campaign.Kernel, as JSON (this package knows no kernels).
+	Kernel  json.RawMessage `json:"kernel"`
+	Trials  []TrialArgs     `json:"trials"`
+	Timeout time.Duration   `json:"timeout"`
+}
+
+// Kind is River's job kind for builds.
+func (BuildArgs) Kind() string { return "reprolab_build" }
+
+// InsertOpts puts a build on its arch's build queue, once.
+func (a BuildArgs) InsertOpts() river.InsertOpts {
+	o := TrialArgs{}.InsertOpts()
+	o.Queue = BuildQueue(a.Arch)
+	return o
+}
+
+// BuildQueue is the queue of kernel builds for one arch (a host builds the arches it
+// has compilers for).
+func BuildQueue(arch string) string { return "build_" + arch }
+
 // Handler runs one trial. Its error decides the job: nil completes it, Cancel(err) ends
 // it for good (bad input), HandBack re-queues it at once (the worker is stopping), any
 // other error retries it later.
@@ -100,6 +129,8 @@ type Config struct {
 	// Queues maps queue names to how many jobs this client runs from each at once.
 	Queues  map[string]int
 	Handler Handler
+	// BuildHandler runs builds (on the BuildQueue queues named in Queues).
+	BuildHandler func(ctx context.Context, a BuildArgs) error
 	// Lease is how long a running job may go without finishing before another worker
 	// may take it over (its worker is presumed dead). Default 2h. Jobs are cut off
 	// before it: a job's timeout is capped at 90% of the lease.
@@ -189,6 +220,11 @@ func Open(ctx context.Context, st *store.Store, cfg Config) (*Queue, error) {
 		if err := river.AddWorkerSafely(workers, &trialWorker{handle: cfg.Handler, limit: cfg.Lease * 9 / 10, logf: cfg.Logf}); err != nil {
 			return nil, err
 		}
+		if cfg.BuildHandler != nil {
+			if err := river.AddWorkerSafely(workers, &buildWorker{handle: cfg.BuildHandler, limit: cfg.Lease * 9 / 10}); err != nil {
+				return nil, err
+			}
+		}
 		rc.Workers = workers
 	}
 	client, err := river.NewClient(drv, rc)
@@ -219,16 +255,35 @@ func (w *trialWorker) Timeout(job *river.Job[TrialArgs]) time.Duration {
 	return t
 }
 
+type buildWorker struct {
+	river.WorkerDefaults[BuildArgs]
+	handle func(context.Context, BuildArgs) error
+	limit  time.Duration
+}
+
+func (w *buildWorker) Timeout(job *river.Job[BuildArgs]) time.Duration {
+	return min(max(job.Args.Timeout, time.Minute), w.limit)
+}
+
+func (w *buildWorker) Work(ctx context.Context, job *river.Job[BuildArgs]) error {
+	return w.handle(ctx, job.Args)
+}
+
 func (w *trialWorker) Work(ctx context.Context, job *river.Job[TrialArgs]) error {
 	return w.handle(ctx, job.Args)
 }
 
-// Enqueue inserts trials as jobs in one transaction; record, when set, runs in the same
-// transaction first (what the enqueuer records with them). Trials already enqueued (in
-// any state) are skipped. It returns how many were new.
-func (q *Queue) Enqueue(ctx context.Context, trials []TrialArgs, record func(*sql.Tx) error) (int, error) {
-	if len(trials) == 0 {
+// Enqueue inserts trials and builds as jobs in one transaction; record, when set, runs in
+// the same transaction first (what the enqueuer records with them). Jobs already enqueued
+// (in any state) are skipped. It returns how many were new.
+func (q *Queue) Enqueue(ctx context.Context, trials []TrialArgs, builds []BuildArgs, record func(*sql.Tx) error) (int, error) {
+	if len(trials)+len(builds) == 0 {
 		return 0, nil
+	}
+	for _, b := range builds {
+		if b.Campaign == "" || b.Key == "" || b.Arch == "" || len(b.Kernel) == 0 {
+			return 0, fault.Inputf("enqueue: build %q of campaign %q lacks a campaign, key, arch or kernel", b.Key, b.Campaign)
+		}
 	}
 	for _, t := range trials {
 		if t.Campaign == "" || t.Trial == "" || t.Arch == "" || t.Image == "" || t.Repro == "" {
@@ -245,9 +300,12 @@ func (q *Queue) Enqueue(ctx context.Context, trials []TrialArgs, record func(*sq
 			return 0, err
 		}
 	}
-	params := make([]river.InsertManyParams, len(trials))
-	for i, t := range trials {
-		params[i] = river.InsertManyParams{Args: t}
+	var params []river.InsertManyParams
+	for _, t := range trials {
+		params = append(params, river.InsertManyParams{Args: t})
+	}
+	for _, b := range builds {
+		params = append(params, river.InsertManyParams{Args: b})
 	}
 	res, err := q.client.InsertManyTx(ctx, tx, params)
 	if err != nil {

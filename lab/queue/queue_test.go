@@ -55,7 +55,7 @@ func TestWorkAllJobs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n, err := enq.Enqueue(ctx, trials("c1", 12, "x86_64"), nil)
+			n, err := enq.Enqueue(ctx, trials("c1", 12, "x86_64"), nil, nil)
 			if err != nil || n != 12 {
 				t.Fatalf("enqueue: %d new, %v", n, err)
 			}
@@ -72,7 +72,7 @@ func TestWorkAllJobs(t *testing.T) {
 				ws = append(ws, w)
 			}
 			waitState(t, ctx, enq, map[string]int{"completed": 11, "cancelled": 1})
-			if n, err := enq.Enqueue(ctx, trials("c1", 12, "x86_64"), nil); err != nil || n != 0 {
+			if n, err := enq.Enqueue(ctx, trials("c1", 12, "x86_64"), nil, nil); err != nil || n != 0 {
 				t.Fatalf("re-enqueue: %d new, %v; want 0", n, err)
 			}
 			for _, w := range ws {
@@ -124,7 +124,7 @@ func TestHandOff(t *testing.T) {
 			if err := first.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := first.Enqueue(ctx, trials("c2", 1, "arm64"), nil); err != nil {
+			if _, err := first.Enqueue(ctx, trials("c2", 1, "arm64"), nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got := <-started; got != "first" {

@@ -575,3 +575,10 @@ func (s *Store) Run(ctx context.Context, campaign, id string, attempt int) (*Run
 	r.Campaign, r.ID, r.Attempt = campaign, id, attempt
 	return &r, nil
 }
+
+// RebindCells points a campaign's cells from one build id to another: cells planned
+// against a build still to be made by a worker ("pending-<key>") get its real id once built.
+func (s *Store) RebindCells(ctx context.Context, campaign, from, to string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE cells SET build_id = $3 WHERE campaign = $1 AND build_id = $2`, campaign, from, to)
+	return s.wrap(err)
+}
