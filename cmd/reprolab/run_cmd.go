@@ -164,5 +164,13 @@ func printResult(cmd *cobra.Command, res *repro.Result) {
 	default:
 		fmt.Fprintf(out, "%s: %s\n", res.Outcome, res.Error)
 	}
+	fmt.Fprintf(out, "time: %s\n", res.Timings.Split())
+	if res.HostLoad != nil {
+		busy := ""
+		if res.HostLoad.Busy() {
+			busy = " (busy host: timings and rates are not an idle host's)"
+		}
+		fmt.Fprintf(out, "host: %s at start%s\n", res.HostLoad, busy)
+	}
 	fmt.Fprintf(out, "results: %s\n", res.Dir)
 }

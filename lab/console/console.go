@@ -24,6 +24,11 @@ type Watcher struct {
 	crashAt    int // offset of the line where the first crash starts, -1 if none
 	crash      chan struct{}
 	lastOutput time.Time
+	// Arrival times, for accounting a run's seconds: the first byte, the crash line and
+	// each tracked marker's first line (wall clock, as the bytes reached the host).
+	firstOutput time.Time
+	crashSeen   time.Time
+	markers     map[string]time.Time
 }
 
 // New returns a watcher that also appends everything to path (created or truncated).
@@ -46,7 +51,16 @@ func (w *Watcher) Write(p []byte) (int, error) {
 	}
 	w.buf = append(w.buf, p...)
 	w.lastOutput = time.Now()
+	if w.firstOutput.IsZero() && len(p) > 0 {
+		w.firstOutput = w.lastOutput
+	}
+	if end := bytes.LastIndexByte(w.buf, '\n'); end >= w.scanned {
+		w.stampMarkers(w.buf[w.scanned : end+1])
+	}
 	if w.crashAt >= 0 {
+		if end := bytes.LastIndexByte(w.buf, '\n'); end >= w.scanned {
+			w.scanned = end + 1
+		}
 		return len(p), nil
 	}
 	// Check only whole new lines: a crash header split across two writes must still
@@ -63,6 +77,7 @@ func (w *Watcher) Write(p []byte) (int, error) {
 		} else {
 			w.crashAt = from
 		}
+		w.crashSeen = w.lastOutput
 		close(w.crash)
 	}
 	w.scanned = end + 1
@@ -75,6 +90,53 @@ func backLines(b []byte, at, n int) int {
 		at = i + 1
 	}
 	return at
+}
+
+// Track asks the watcher to remember when the first line containing each marker arrives.
+func (w *Watcher) Track(markers ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.markers == nil {
+		w.markers = map[string]time.Time{}
+	}
+	for _, m := range markers {
+		if _, ok := w.markers[m]; !ok {
+			w.markers[m] = time.Time{}
+			// A marker tracked late may already be in what was scanned.
+			if bytes.Contains(w.buf[:w.scanned], []byte(m)) {
+				w.markers[m] = w.lastOutput
+			}
+		}
+	}
+}
+
+func (w *Watcher) stampMarkers(lines []byte) {
+	for m, at := range w.markers {
+		if at.IsZero() && bytes.Contains(lines, []byte(m)) {
+			w.markers[m] = w.lastOutput
+		}
+	}
+}
+
+// SeenAt is when the first line containing a tracked marker arrived; zero if not yet.
+func (w *Watcher) SeenAt(marker string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.markers[marker]
+}
+
+// FirstOutput is when the console's first byte arrived; zero before that.
+func (w *Watcher) FirstOutput() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.firstOutput
+}
+
+// CrashSeen is when the line starting the first crash report arrived; zero if none.
+func (w *Watcher) CrashSeen() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.crashSeen
 }
 
 // Crash is closed when the first crash report starts on the console.

@@ -136,3 +136,38 @@ func BenchmarkWatcher(b *testing.B) {
 		w.Close()
 	}
 }
+
+// TestArrivalTimes checks that a marker's arrival is stamped when its line completes (a
+// line split across writes counts at its end), and that first output and the crash line
+// are stamped too: lab/repro accounts a run's seconds from them.
+func TestArrivalTimes(t *testing.T) {
+	w, err := New(filepath.Join(t.TempDir(), "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Track("reprolab-agent: ready")
+	if !w.FirstOutput().IsZero() || !w.SeenAt("reprolab-agent: ready").IsZero() {
+		t.Fatal("stamps before any output")
+	}
+	_, _ = w.Write([]byte("[    0.000000] Linux version 4.11.0\n[    3.1] reprolab-agent: re"))
+	first := w.FirstOutput()
+	if first.IsZero() || !w.SeenAt("reprolab-agent: ready").IsZero() {
+		t.Fatalf("first output %v, marker %v after half a marker line", first, w.SeenAt("reprolab-agent: ready"))
+	}
+	time.Sleep(2 * time.Millisecond)
+	_, _ = w.Write([]byte("ady\n"))
+	at := w.SeenAt("reprolab-agent: ready")
+	if !at.After(first) {
+		t.Fatalf("marker stamped %v, not after the first output %v", at, first)
+	}
+	w.Track("Linux version") // tracked after it arrived: stamped from what was scanned
+	if w.SeenAt("Linux version").IsZero() {
+		t.Fatal("a marker tracked late is not found in earlier output")
+	}
+	_, _ = w.Write([]byte("[    9.0] BUG: unable to handle kernel NULL pointer dereference at 0000000000000008\n"))
+	<-w.Crash()
+	if w.CrashSeen().Before(at) {
+		t.Fatalf("crash seen at %v, before the marker %v", w.CrashSeen(), at)
+	}
+}

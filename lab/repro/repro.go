@@ -170,6 +170,7 @@ func (r *run) do(ctx context.Context) (res *Result, err error) {
 	res.Budget.Iterations, res.Budget.Seconds = r.budget()
 	res.Host, _ = os.Hostname()
 	res.Started = time.Now().UTC()
+	r.recordLoad(true)
 	res.Outcome = Running
 	if err := os.MkdirAll(res.Dir, 0o755); err != nil {
 		return nil, &InputError{fmt.Errorf("results dir: %w", err)}
@@ -179,7 +180,9 @@ func (r *run) do(ctx context.Context) (res *Result, err error) {
 	}
 
 	var cleanup *multierror.Error
+	var teardownAt time.Time
 	defer func() {
+		teardownAt = time.Now()
 		if r.client != nil {
 			_ = r.client.Close()
 		}
@@ -203,6 +206,10 @@ func (r *run) do(ctx context.Context) (res *Result, err error) {
 			}
 		}
 		res.Finished = time.Now().UTC()
+		res.Timings.TeardownSeconds = secs(res.Finished.Sub(teardownAt))
+		res.Timings.TotalSeconds = secs(res.Finished.Sub(res.Started))
+		res.Timings.Iterations.summarize()
+		r.recordLoad(false)
 		if err := cleanup.ErrorOrNil(); err != nil && res.Outcome == Survived {
 			// A clean loop whose teardown failed still survived; say what went wrong.
 			res.Error = "teardown: " + err.Error()
@@ -246,6 +253,8 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	if r.guestLg, err = os.Create(filepath.Join(res.Dir, "guest.log")); err != nil {
 		return InfraError, fmt.Errorf("guest.log: %w", err)
 	}
+	trackBootMarkers(r.watch)
+	imageAt := time.Now()
 
 	// Image: cached base initramfs + a per-run overlay holding this run's client key.
 	r.say("image: building initramfs for %s", cfg.Arch)
@@ -262,12 +271,15 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		disks = append(disks, qemu.Disk{Name: d.Name, Path: p})
 	}
 
+	res.Timings.ImageSeconds = time.Since(imageAt).Seconds()
+
 	if err := checkKernelImage(cfg.Kernel, cfg.Arch); err != nil {
 		return BootFailed, err
 	}
 	cmdline := r.cmdline()
 	res.Cmdline = cmdline
 	r.say("boot: %s %s", cfg.Arch, cfg.Kernel)
+	qemuAt := time.Now()
 	r.vm, err = qemu.Start(ctx, qemu.Config{
 		Arch: cfg.Arch, Accel: cfg.Accel, Binary: cfg.QEMUBinary,
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
@@ -286,33 +298,21 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	}
 	res.Accel = string(r.vm.Accel)
 	res.QEMUArgs = r.vm.Args
+	res.Timings.QEMUStartSeconds = secs(r.vm.Started.Sub(qemuAt))
 	_ = res.WriteMeta()
 
 	// Boot: wait for the agent, but a crash or QEMU's death ends the wait at once.
 	if o, err := r.boot(ctx, hostKey, signer); o != "" {
 		return o, err
 	}
-	res.BootSeconds = time.Since(r.vm.Started).Seconds()
-	// The kernel's own time to userspace: 5.x+ prints "Run /init as init process"; older
-	// kernels do not, and there the agent's first line (its first act) stands in.
-	for _, marker := range []string{"Run /init as init process", "reprolab-agent: init"} {
-		if t := console.KernelTime(r.watch.Bytes(), marker); t >= 0 {
-			res.KernelToInit = t.Seconds()
-			break
-		}
-	}
+	sshUp := time.Now()
+	res.BootSeconds = secs(sshUp.Sub(r.vm.Started))
+	r.accountBoot(r.vm.Started, sshUp)
+	res.KernelToInit = res.Timings.KernelToInit
 	r.say("boot: agent answered after %.1fs (kernel reached /init at %.2fs, accel %s)", res.BootSeconds, res.KernelToInit, res.Accel)
 
-	for i, step := range cfg.Repro.Setup {
-		r.say("setup %d/%d: %s", i+1, len(cfg.Repro.Setup), step)
-		fmt.Fprintf(r.guestLg, "### setup %d: %s\n$ %s\n", i+1, step, step.Command())
-		code, o, err := r.guestRun(ctx, step.Command(), 0)
-		if o != "" {
-			return o, err
-		}
-		if code != 0 {
-			return InfraError, fmt.Errorf("setup step %d (%s) exited %d: %s", i+1, step, code, r.lastGuestOutput())
-		}
+	if o, err := r.setup(ctx); o != "" {
+		return o, err
 	}
 	return r.loop(ctx)
 }
@@ -454,9 +454,11 @@ func (r *run) ended(ctx context.Context) (Outcome, error) {
 // printing), dumps memory when the guest paused on panic, and writes the reports.
 func (r *run) crashed(ctx context.Context) (Outcome, error) {
 	res := r.res
+	noticed := time.Now()
 	if res.TimeToCrash == 0 && !r.loopAt.IsZero() {
 		res.TimeToCrash = time.Since(r.loopAt).Seconds()
 	}
+	defer r.accountCrash(noticed)
 	res.CrashedIter = r.iter
 	r.say("crash: kernel crash on the console during %s", r.phase())
 	deadline := time.Now().Add(20 * time.Second)
@@ -648,37 +650,6 @@ func (r *run) hung(ctx context.Context, timeout time.Duration) (Outcome, error) 
 		r.res.Reproduced = false
 	}
 	return Hung, fmt.Errorf("no progress and no console output for %s during %s", timeout, r.phase())
-}
-
-func (r *run) loop(ctx context.Context) (Outcome, error) {
-	maxIter, secs := r.budget()
-	dur := time.Duration(secs * float64(time.Second))
-	r.loopAt = time.Now()
-	cmd := r.cfg.Repro.Run
-	r.say("loop: %q, budget %s", cmd, budgetString(maxIter, dur))
-	for {
-		if maxIter > 0 && r.res.Iterations >= maxIter {
-			break
-		}
-		if dur > 0 && time.Since(r.loopAt) >= dur {
-			break
-		}
-		r.iter = r.res.Iterations + 1
-		fmt.Fprintf(r.guestLg, "### iteration %d\n", r.iter)
-		code, o, err := r.guestRun(ctx, cmd, 0)
-		if o != "" {
-			r.res.LoopSeconds = time.Since(r.loopAt).Seconds()
-			return o, err
-		}
-		if code != 0 {
-			r.res.LoopSeconds = time.Since(r.loopAt).Seconds()
-			return InfraError, fmt.Errorf("reproducer iteration %d exited %d (not a kernel crash): %s", r.iter, code, r.lastGuestOutput())
-		}
-		r.res.Iterations++
-	}
-	r.res.LoopSeconds = time.Since(r.loopAt).Seconds()
-	r.status("")
-	return Survived, nil
 }
 
 func (r *run) showStatus() {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reprolab/reprolab/lab/atomicfile"
+	"github.com/reprolab/reprolab/lab/hostload"
 )
 
 // Outcome is how a run ended. Exactly one per run.
@@ -89,6 +90,12 @@ type Result struct {
 	TimeToCrash  float64   `json:"time_to_crash_seconds,omitempty"` // from loop start
 	Host         string    `json:"host"`
 	QEMUArgs     []string  `json:"qemu_args,omitempty"`
+	// Timings is where every second went (see timings.go).
+	Timings Timings `json:"timings"`
+	// HostLoad is the host's load average when the run started and when it ended: a race's
+	// rate changes several-fold with host load, so a rate is only comparable with its load.
+	HostLoad    *hostload.Load `json:"host_load,omitempty"`
+	HostLoadEnd *hostload.Load `json:"host_load_end,omitempty"`
 }
 
 // WriteMeta writes meta.json atomically and durably: a reader (or a resumed matrix) sees

@@ -1,0 +1,191 @@
+package repro
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/reprolab/reprolab/lab/console"
+	"github.com/reprolab/reprolab/lab/hostload"
+)
+
+// Timings account for every second of a run, phase by phase, so a slow trial says where its
+// time went. Boot phases come from wall-clock arrival times of console lines and from the
+// kernel's own printk timestamps; "firmware" is what precedes the kernel's clock (QEMU
+// setup, firmware, the kernel's decompression).
+type Timings struct {
+	ImageSeconds        float64 `json:"image_seconds"`              // initramfs + disks on the host
+	QEMUStartSeconds    float64 `json:"qemu_start_seconds"`         // qemu.Start: argv, exec, QMP (and a KVM probe)
+	FirstConsoleSeconds float64 `json:"first_console_seconds"`      // QEMU start → first console byte
+	FirmwareSeconds     float64 `json:"firmware_seconds"`           // QEMU start → the kernel's clock starts
+	KernelToInit        float64 `json:"kernel_to_init_seconds"`     // kernel clock at /init
+	InitToAgent         float64 `json:"init_to_agent_seconds"`      // /init → agent serving (kernel clock)
+	AgentToSSH          float64 `json:"agent_to_ssh_seconds"`       // agent serving → SSH session up (wall)
+	BootSeconds         float64 `json:"boot_seconds"`               // QEMU start → SSH session up
+	Setup               []Step  `json:"setup,omitempty"`            // each setup step
+	SetupSeconds        float64 `json:"setup_seconds"`              // all of setup
+	LoopSeconds         float64 `json:"loop_seconds"`               // first iteration start → loop end
+	Iterations          Iters   `json:"iterations"`                 // the loop's iterations
+	CrashNoticeSeconds  float64 `json:"crash_notice_seconds"`       // crash line reached the host → the run reacted
+	CrashReportSeconds  float64 `json:"crash_report_seconds"`       // reacting → reports written (report complete, dump)
+	TeardownSeconds     float64 `json:"teardown_seconds"`           // stopping QEMU, syncing, removing scratch
+	TotalSeconds        float64 `json:"total_seconds"`              // Run called → Run returns
+	FirstIterSeconds    float64 `json:"first_iteration_at_seconds"` // Run called → first iteration starts
+	CrashAtSeconds      float64 `json:"crash_at_seconds,omitempty"` // Run called → crash line reached the host
+	IterOverheadMillis  float64 `json:"iteration_overhead_ms"`      // median host-side minus guest-side duration
+	LoopMode            string  `json:"loop_mode,omitempty"`        // "agent" (loop in the guest) or "ssh" (a session per iteration)
+}
+
+// Step is one setup step's duration.
+type Step struct {
+	Step    string  `json:"step"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Iters summarises iteration durations; Millis keeps each one (the first maxIterKept).
+type Iters struct {
+	Count      int       `json:"count"`
+	MedianMs   float64   `json:"median_ms"`
+	MinMs      float64   `json:"min_ms"`
+	MaxMs      float64   `json:"max_ms"`
+	Millis     []float64 `json:"ms,omitempty"`
+	GuestMs    []float64 `json:"guest_ms,omitempty"` // the same iterations timed inside the guest
+	overflowed bool
+}
+
+// maxIterKept bounds meta.json for runs of hours of short iterations.
+const maxIterKept = 20000
+
+func (it *Iters) add(host, guest time.Duration) {
+	it.Count++
+	if len(it.Millis) >= maxIterKept {
+		it.overflowed = true
+		return
+	}
+	it.Millis = append(it.Millis, ms(host))
+	if guest > 0 {
+		it.GuestMs = append(it.GuestMs, ms(guest))
+	}
+}
+
+func (it *Iters) summarize() {
+	if len(it.Millis) == 0 {
+		return
+	}
+	s := append([]float64(nil), it.Millis...)
+	sort.Float64s(s)
+	it.MinMs, it.MaxMs, it.MedianMs = s[0], s[len(s)-1], Median(s)
+}
+
+// Median of values (NaN-free); 0 for none. values need not be sorted.
+func Median(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), values...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func secs(d time.Duration) float64 { return d.Seconds() }
+
+// agentReady is the agent's console line when its server listens (cmd/reprolab-agent).
+const agentReady = "reprolab-agent: ready"
+
+// initMarkers are the console lines that say userspace started: 5.x+ prints "Run /init as
+// init process"; older kernels do not, and there the agent's first line stands in.
+var initMarkers = []string{"Run /init as init process", "reprolab-agent: init"}
+
+func trackBootMarkers(w *console.Watcher) {
+	w.Track(append([]string{agentReady}, initMarkers...)...)
+}
+
+// accountBoot fills the boot phases once the SSH session is up.
+func (r *run) accountBoot(qemuStarted, sshUp time.Time) {
+	t := &r.res.Timings
+	log := r.watch.Bytes()
+	t.BootSeconds = secs(sshUp.Sub(qemuStarted))
+	if fo := r.watch.FirstOutput(); !fo.IsZero() {
+		t.FirstConsoleSeconds = secs(fo.Sub(qemuStarted))
+	}
+	for _, m := range initMarkers {
+		if k := console.KernelTime(log, m); k >= 0 {
+			t.KernelToInit = k.Seconds()
+			if seen := r.watch.SeenAt(m); !seen.IsZero() {
+				// The kernel's clock starts after QEMU, firmware and decompression; what
+				// wall time passed before /init beyond the kernel's own count is theirs.
+				t.FirmwareSeconds = max(0, secs(seen.Sub(qemuStarted))-k.Seconds())
+			}
+			break
+		}
+	}
+	if k := console.KernelTime(log, agentReady); k >= 0 && t.KernelToInit > 0 {
+		t.InitToAgent = max(0, k.Seconds()-t.KernelToInit)
+	}
+	if seen := r.watch.SeenAt(agentReady); !seen.IsZero() {
+		t.AgentToSSH = max(0, secs(sshUp.Sub(seen)))
+	}
+}
+
+func (r *run) recordLoad(start bool) {
+	l, err := hostload.Read()
+	if err != nil {
+		return
+	}
+	if start {
+		r.res.HostLoad = &l
+	} else {
+		r.res.HostLoadEnd = &l
+	}
+}
+
+// Split is the one-line account of where a run's time went, for `reprolab run`'s last line
+// and benchmark logs.
+func (t Timings) Split() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%.1fs total = image %.1f + qemu %.1f + firmware %.1f + kernel→/init %.1f + /init→agent %.1f + agent→ssh %.1f",
+		t.TotalSeconds, t.ImageSeconds, t.QEMUStartSeconds, t.FirmwareSeconds, t.KernelToInit, t.InitToAgent, t.AgentToSSH)
+	if len(t.Setup) > 0 {
+		var steps []string
+		for _, s := range t.Setup {
+			steps = append(steps, fmt.Sprintf("%s %.1f", strings.Fields(s.Step)[0], s.Seconds))
+		}
+		fmt.Fprintf(&b, " + setup %.1f (%s)", t.SetupSeconds, strings.Join(steps, ", "))
+	}
+	fmt.Fprintf(&b, " + loop %.1f", t.LoopSeconds)
+	if t.Iterations.Count > 0 {
+		fmt.Fprintf(&b, " (%d iterations, median %.0f ms", t.Iterations.Count, t.Iterations.MedianMs)
+		if t.IterOverheadMillis > 0 {
+			fmt.Fprintf(&b, ", harness %.0f ms each", t.IterOverheadMillis)
+		}
+		b.WriteString(")")
+	}
+	if t.CrashReportSeconds > 0 {
+		fmt.Fprintf(&b, " + crash report %.1f (noticed %.0f ms after the line)", t.CrashReportSeconds, 1000*t.CrashNoticeSeconds)
+	}
+	fmt.Fprintf(&b, " + teardown %.1f", t.TeardownSeconds)
+	if t.FirstIterSeconds > 0 {
+		fmt.Fprintf(&b, "; first iteration at %.1fs", t.FirstIterSeconds)
+	}
+	if t.CrashAtSeconds > 0 {
+		fmt.Fprintf(&b, "; crash at %.1fs", t.CrashAtSeconds)
+	}
+	return b.String()
+}
+
+// accountCrash records how fast a crash was noticed and how long its report took.
+func (r *run) accountCrash(noticed time.Time) {
+	t := &r.res.Timings
+	t.CrashReportSeconds = secs(time.Since(noticed))
+	if seen := r.watch.CrashSeen(); !seen.IsZero() {
+		t.CrashNoticeSeconds = max(0, secs(noticed.Sub(seen)))
+		t.CrashAtSeconds = secs(seen.Sub(r.res.Started))
+	}
+}
