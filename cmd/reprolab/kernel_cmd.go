@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/reprolab/reprolab/lab/campaign"
 	"github.com/reprolab/reprolab/lab/fault"
@@ -61,8 +62,19 @@ func newKernelBuildCmd(sub string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return runKernel(cmd, sub, &f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.spec, "spec", "", "YAML kernel spec file")
 	fl.StringVar(&f.arch, "arch", "", "x86_64 or arm64 (default x86_64, or the spec's)")
+	addSourceFlags(fl, &f)
+	fl.StringArrayVar(&f.patches, "patch", nil, "patch, format-patch or mbox file (repeatable, applied in order)")
+	fl.StringVar(&f.cache, "cache", cacheDir(), "cache folder (env REPROLAB_CACHE)")
+	fl.IntVarP(&f.jobs, "make-jobs", "j", 2, "make jobs")
+	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// addSourceFlags registers the flags that describe a kernel to build (source, config,
+// probes): shared by kernel build and validate.
+func addSourceFlags(fl *pflag.FlagSet, f *kernelFlags) {
+	fl.StringVar(&f.spec, "spec", "", "YAML kernel spec file")
 	fl.StringVar(&f.git, "git", "", "local git repository")
 	fl.StringVar(&f.ref, "ref", "", "commit, tag or branch (with --git)")
 	fl.StringVar(&f.dir, "dir", "", "local kernel tree")
@@ -76,12 +88,7 @@ func newKernelBuildCmd(sub string) *cobra.Command {
 	fl.StringVar(&f.fragments, "fragments", "", "comma-separated fragments (default: "+strings.Join(kbuild.DefaultFragments, ",")+")")
 	fl.StringArrayVar(&f.excludes, "exclude", nil, "path left out of git archive (repeatable)")
 	fl.StringArrayVar(&f.fragmentDirs, "fragment-dir", nil, "folder of NAME.config fragments (repeatable; default: the repo's kconfigs/)")
-	fl.StringArrayVar(&f.patches, "patch", nil, "patch, format-patch or mbox file (repeatable, applied in order)")
 	fl.StringArrayVar(&f.probes, "probe", nil, "delay probe YAML (repeatable)")
-	fl.StringVar(&f.cache, "cache", cacheDir(), "cache folder (env REPROLAB_CACHE)")
-	fl.IntVarP(&f.jobs, "make-jobs", "j", 2, "make jobs")
-	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
-	return cmd
 }
 
 // kbuildSpec merges the spec file and the flags into one build spec.

@@ -29,6 +29,7 @@ var commands = []func() *cobra.Command{
 	newRunCmd,
 	newKernelCmd,
 	newMatrixCmd,
+	newValidateCmd,
 	newBisectCmd,
 	newReportCmd,
 	newServeCmd,
@@ -46,7 +47,8 @@ const (
 )
 
 const exitCodesHelp = `Exit codes: 0 survived/ok, 1 crashed (or a matrix contradicts its expectation),
-2 bad input, 3 infrastructure error, 4 hung, 5 boot failure, 130 interrupted.`
+2 bad input, 3 infrastructure error, 4 hung, 5 boot failure, 6 a validated patch changed the
+crash, 7 a validation is inconclusive, 130 interrupted.`
 
 func main() {
 	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/kbuild"
@@ -11,7 +12,8 @@ import (
 // builds: it makes only the verified .config (source extracted, compat fixes, patches
 // and probes applied, no compiler run), so a patch for another tree or a probe anchor the
 // tree lacks is bad input within seconds instead of after a baseline's 20-minute
-// compile. Nothing is recorded; a prebuilt kernel has nothing to check.
+// compile. Bad input is a fault.Input error; any other failure is returned unclassified.
+// Nothing is recorded; a prebuilt kernel has nothing to check.
 func (e *Engine) Prepare(ctx context.Context, k Kernel) error {
 	if k.Source == nil {
 		return nil
@@ -33,5 +35,7 @@ func (e *Engine) Prepare(ctx context.Context, k Kernel) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	return fault.Infraf("checking kernel %s (%s): %w", k.Name, k.BuildKey(), err)
+	// Not classified: a tree that does not even configure is the caller's to judge (a
+	// validation refuses it as a baseline that does not build).
+	return fmt.Errorf("kernel %s (%s) does not configure: %w", k.Name, k.BuildKey(), err)
 }

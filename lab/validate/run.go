@@ -224,8 +224,8 @@ func (o *Options) kernel(arch string, side Side) campaign.Kernel {
 	return k
 }
 
-// build builds every arch's baseline and candidate. The candidate's patches are applied
-// first (a config-only build: seconds, not the 20 minutes of a baseline compile), so a
+// build builds every arch's baseline and candidate. Both are configured first, patches
+// and probes applied (a config-only build: seconds, not the 20 minutes of a baseline compile), so a
 // patch for another tree is refused before anything slow runs.
 func (o *Options) build(ctx context.Context, runs map[string]*archRun) error {
 	e := o.Engine
@@ -234,13 +234,24 @@ func (o *Options) build(ctx context.Context, runs map[string]*archRun) error {
 		if runs[a].d.Done() {
 			continue
 		}
-		k := o.kernel(a, Candidate)
-		if k.Source != nil {
-			o.status(runs[a], "checking the patches")
-			if err := e.Prepare(ctx, k); err != nil {
+		// The candidate first: its patches are what most often does not fit the tree.
+		// If it does not configure, the baseline tells whose fault that is.
+		o.status(runs[a], "checking the patches")
+		err := e.Prepare(ctx, o.kernel(a, Candidate))
+		if err == nil || fault.IsInput(err) || ctx.Err() != nil {
+			if err != nil {
 				return err
 			}
+			continue
 		}
+		side := Candidate
+		if berr := e.Prepare(ctx, o.kernel(a, Baseline)); berr != nil {
+			if fault.IsInput(berr) || ctx.Err() != nil {
+				return berr
+			}
+			side, err = Baseline, berr
+		}
+		return fault.Inputf("%s: %s: %v", a, doesNotBuild(side), err)
 	}
 	for _, a := range o.Arches {
 		r := runs[a]
@@ -257,11 +268,7 @@ func (o *Options) build(ctx context.Context, runs map[string]*archRun) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				what := "the baseline (source + probes) does not build"
-				if side == Candidate {
-					what = "the candidate (baseline + patches) does not build"
-				}
-				return fault.Inputf("%s %s: %s: %v (build log under %s)", a, o.Name, what, b.Failed, filepath.Join(e.CacheDir, "kbuild", "tree"))
+				return fault.Inputf("%s: %s: %v", a, doesNotBuild(side), b.Failed)
 			}
 			if side == Baseline {
 				r.base = b
@@ -271,6 +278,13 @@ func (o *Options) build(ctx context.Context, runs map[string]*archRun) error {
 		}
 	}
 	return nil
+}
+
+func doesNotBuild(side Side) string {
+	if side == Candidate {
+		return "the candidate (baseline + patches) does not build"
+	}
+	return "the baseline (source + probes) does not build"
 }
 
 func (o *Options) status(r *archRun, phase string) {
