@@ -15,6 +15,7 @@ package campaign
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/hostload"
 	"github.com/reprolab/reprolab/lab/kbuild"
 	"github.com/reprolab/reprolab/lab/kbuild/source"
 	"github.com/reprolab/reprolab/lab/qemu"
@@ -169,6 +171,11 @@ func (e *Engine) Open(ctx context.Context, c Campaign) error {
 	}
 	if err := os.MkdirAll(e.ResultsDir, 0o755); err != nil {
 		return fault.Inputf("results dir %s: %v", e.ResultsDir, err)
+	}
+	// Every driver (matrix, validate, bisect) opens its campaign first: one place to say
+	// the host is too busy for rates and timings to mean what they do on an idle one.
+	if w := hostload.Warning(string(c.Kind) + " " + c.Name); w != "" {
+		fmt.Fprintln(e.progress(), w)
 	}
 	return e.Store.PutCampaign(ctx, store.Campaign{ID: c.ID, Kind: string(c.Kind), Name: c.Name, SpecPath: c.SpecPath, SpecSHA256: c.SpecSHA256})
 }
@@ -373,6 +380,15 @@ func (e *Engine) Trial(ctx context.Context, campaignID string, t Trial) (*store.
 	rec.Cmdline, rec.Iterations, rec.CrashIteration, rec.Reproduced = res.Cmdline, res.Iterations, res.CrashedIter, res.Reproduced
 	rec.BootSeconds, rec.LoopSeconds, rec.TimeToCrash = res.BootSeconds, res.LoopSeconds, res.TimeToCrash
 	rec.Started, rec.Finished = res.Started, res.Finished
+	if l := res.HostLoad; l != nil {
+		rec.Load, rec.Cores = [3]float64{l.Load1, l.Load5, l.Load15}, l.Cores
+	}
+	// The split without each iteration's duration (meta.json keeps those): a row stays small.
+	split := res.Timings
+	split.Iterations.Millis, split.Iterations.GuestMs = nil, nil
+	if b, err := json.Marshal(split); err == nil {
+		rec.Timings = string(b)
+	}
 	if rec.Finished.IsZero() {
 		rec.Finished = time.Now()
 	}

@@ -40,6 +40,7 @@ type jsonCell struct {
 	RateLow     *float64          `json:"crashes_per_hour_low"`
 	RateHigh    *float64          `json:"crashes_per_hour_high"`
 	Clean       *jsonClean        `json:"clean,omitempty"`
+	Timing      *Timing           `json:"timing,omitempty"`
 	Runs        []jsonRun         `json:"runs"`
 }
 
@@ -70,6 +71,8 @@ type jsonRun struct {
 	Finished    time.Time   `json:"finished"`
 	Dir         string      `json:"dir"`
 	Crashes     []jsonCrash `json:"crashes"`
+	Load        *[3]float64 `json:"host_load,omitempty"`
+	Cores       int         `json:"host_cores,omitempty"`
 }
 
 type jsonCrash struct {
@@ -110,7 +113,7 @@ func JSON(w io.Writer, r *Report) error {
 	for _, c := range r.Cells {
 		jc := jsonCell{ID: c.ID, ExpectCrash: c.ExpectCrash, Verdict: c.Verdict, Reason: c.Reason, Build: c.BuildID,
 			Planned: c.PlannedRuns, Stats: c.Stats, Rate: num(c.Stats.Rate), RateLow: num(c.Stats.RateLow), RateHigh: num(c.Stats.RateHigh),
-			Axes: map[string]string{}, Runs: []jsonRun{}}
+			Axes: map[string]string{}, Runs: []jsonRun{}, Timing: CellTiming(c.Runs)}
 		if cl := c.Clean; cl != nil {
 			jc.Clean = &jsonClean{cl.Against, cl.RateLow, cl.Hours, cl.Confidence, cl.Target, num(cl.HoursMore), cl.Conclusive}
 		}
@@ -123,7 +126,11 @@ func JSON(w io.Writer, r *Report) error {
 		for _, run := range c.Runs {
 			jr := jsonRun{ID: run.ID, Attempt: run.Attempt, Outcome: run.Outcome, Error: run.Error, Accel: run.Accel, Host: run.Host,
 				Iterations: run.Iterations, BootSeconds: run.BootSeconds, LoopSeconds: run.LoopSeconds, TimeToCrash: run.TimeToCrash,
-				Reproduced: run.Reproduced, Started: run.Started, Finished: run.Finished, Dir: run.Dir, Crashes: []jsonCrash{}}
+				Reproduced: run.Reproduced, Started: run.Started, Finished: run.Finished, Dir: run.Dir, Crashes: []jsonCrash{}, Cores: run.Cores}
+			if run.Cores > 0 {
+				l := run.Load
+				jr.Load = &l
+			}
 			for _, cr := range run.Crashes {
 				jr.Crashes = append(jr.Crashes, jsonCrash{cr.Title, cr.Type, cr.Signature, run.Dir + "/" + cr.ReportPath})
 			}

@@ -155,6 +155,7 @@ func Markdown(w io.Writer, r *Report) error {
 				pct(v.Confidence), pct(v.Conservative), sig(v.HoursFor99))
 		}
 	}
+	b.WriteString(timingSection(r))
 	var bad []string
 	for _, c := range r.Builds {
 		if c.Status != "ok" {

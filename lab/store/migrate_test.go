@@ -93,8 +93,9 @@ func TestMigrateV1SQLite(t *testing.T) {
 	}
 	var n int
 	defer s.Close()
-	if err := s.db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
-		t.Fatalf("%d migrations recorded (%v), want 2", n, err)
+	ents, _ := migrations.ReadDir("migrations")
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ents) {
+		t.Fatalf("%d migrations recorded (%v), want %d (one per file)", n, err, len(ents))
 	}
 }
 

@@ -405,6 +405,11 @@ type Run struct {
 	Started        time.Time
 	Finished       time.Time
 	Crashes        []Crash
+	// Load is the host's 1/5/15-minute load average when the run started, on Cores cores
+	// (zero when unknown); Timings is lab/repro's per-phase split as JSON ("" when unknown).
+	Load    [3]float64
+	Cores   int
+	Timings string
 }
 
 // Outcomes that say nothing about the kernel (lab/repro's names).
@@ -463,10 +468,11 @@ func (s *Store) FinishRun(ctx context.Context, r Run) error {
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE runs SET state = $4, outcome = $5, error = $6, accel = $7, host = $8, kernel = $9, cmdline = $10,
 			iterations = $11, crash_iter = $12, reproduced = $13, boot_seconds = $14, loop_seconds = $15, time_to_crash = $16,
-			wall_seconds = $17, finished_at = $18, started_at = $19
+			wall_seconds = $17, finished_at = $18, started_at = $19, load1 = $20, load5 = $21, load15 = $22, cores = $23, timings = $24
 		WHERE campaign = $1 AND trial_id = $2 AND attempt = $3 AND state = 'running'`,
 		r.Campaign, r.ID, r.Attempt, Finished, r.Outcome, r.Error, r.Accel, r.Host, r.Kernel, r.Cmdline, r.Iterations, r.CrashIteration,
-		b2i(r.Reproduced), r.BootSeconds, r.LoopSeconds, r.TimeToCrash, r.WallSeconds, ts(r.Finished), ts(r.Started))
+		b2i(r.Reproduced), r.BootSeconds, r.LoopSeconds, r.TimeToCrash, r.WallSeconds, ts(r.Finished), ts(r.Started),
+		r.Load[0], r.Load[1], r.Load[2], r.Cores, r.Timings)
 	if err != nil {
 		return s.wrap(err)
 	}
@@ -503,7 +509,8 @@ func (s *Store) DiscardRun(ctx context.Context, campaign, id string, attempt int
 // Runs lists a campaign's runs (all states) with their crashes, by group, trial and attempt.
 func (s *Store) Runs(ctx context.Context, campaign string) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT trial_id, campaign, grp, attempt, build_id, state, outcome, error, arch, accel, host, kernel, cmdline, dir,
-			iterations, crash_iter, reproduced, boot_seconds, loop_seconds, time_to_crash, wall_seconds, started_at, finished_at
+			iterations, crash_iter, reproduced, boot_seconds, loop_seconds, time_to_crash, wall_seconds, started_at, finished_at,
+			load1, load5, load15, cores, timings
 		FROM runs WHERE campaign = $1 ORDER BY grp, attempt, trial_id`, campaign)
 	if err != nil {
 		return nil, s.wrap(err)
@@ -519,7 +526,8 @@ func (s *Store) Runs(ctx context.Context, campaign string) ([]Run, error) {
 		var rep int
 		var st, fin string
 		if err := rows.Scan(&r.ID, &r.Campaign, &r.Group, &r.Attempt, &r.BuildID, &r.State, &r.Outcome, &r.Error, &r.Arch, &r.Accel, &r.Host, &r.Kernel, &r.Cmdline, &r.Dir,
-			&r.Iterations, &r.CrashIteration, &rep, &r.BootSeconds, &r.LoopSeconds, &r.TimeToCrash, &r.WallSeconds, &st, &fin); err != nil {
+			&r.Iterations, &r.CrashIteration, &rep, &r.BootSeconds, &r.LoopSeconds, &r.TimeToCrash, &r.WallSeconds, &st, &fin,
+			&r.Load[0], &r.Load[1], &r.Load[2], &r.Cores, &r.Timings); err != nil {
 			rows.Close()
 			return nil, s.wrap(err)
 		}

@@ -67,6 +67,7 @@ func TestRunLifecycle(t *testing.T) {
 			}
 			r1 := begin("x86_64.p0", 1)
 			r1.Outcome, r1.LoopSeconds, r1.Iterations = "survived", 30, 2
+			r1.Load, r1.Cores, r1.Timings = [3]float64{2.5, 1.25, 0.5}, 2, `{"boot_seconds":6.2}`
 			if err := s.FinishRun(ctx, r1); err != nil {
 				t.Fatal(err)
 			}
@@ -95,6 +96,9 @@ func TestRunLifecycle(t *testing.T) {
 				t.Fatalf("states %v, want %v", states, want)
 			}
 			for _, r := range runs {
+				if r.ID == "m-x86_64.p0-r1" && (r.Load != [3]float64{2.5, 1.25, 0.5} || r.Cores != 2 || r.Timings != `{"boot_seconds":6.2}`) {
+					t.Fatalf("load and timings read back as %v on %d cores, %q", r.Load, r.Cores, r.Timings)
+				}
 				if r.ID == "m-x86_64.p100-r1" && (len(r.Crashes) != 1 || r.Crashes[0].Seq != 1 || r.Crashes[0].Signature != "abc" || !r.Reproduced || r.TimeToCrash != 4.5) {
 					t.Fatalf("crashed run read back as %+v", r)
 				}
