@@ -117,11 +117,20 @@ func runMatrix(cmd *cobra.Command, f *matrixFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	if f.dry {
-		return dryRun(cmd.OutOrStdout(), s, filters)
-	}
 	ctx, stop := signalContext("stopping the guests and cleaning up; run the same command again to resume")
 	defer stop()
+	// Sources, fragments, patches and prebuilt images are checked before the database
+	// and the lock exist, so a typo leaves nothing behind — and --dry-run finds it too.
+	cells, err := s.Cells(filters)
+	if err != nil {
+		return fault.AsInput(err)
+	}
+	if err := s.Preflight(ctx, cells); err != nil {
+		return classifyMatrix(err)
+	}
+	if f.dry {
+		return dryRun(cmd.OutOrStdout(), s, cells)
+	}
 	if f.dsn == "" {
 		f.dsn = filepath.Join(f.results, store.DefaultFile)
 	}
@@ -171,11 +180,7 @@ func classifyMatrix(err error) error {
 	return err
 }
 
-func dryRun(out io.Writer, s *matrix.Spec, filters []matrix.Match) error {
-	cells, err := s.Cells(filters)
-	if err != nil {
-		return fault.AsInput(err)
-	}
+func dryRun(out io.Writer, s *matrix.Spec, cells []*matrix.Cell) error {
 	for _, c := range cells {
 		exp := "clean"
 		if c.Expect {

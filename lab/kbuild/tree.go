@@ -16,6 +16,7 @@ import (
 	"github.com/reprolab/reprolab/lab/kbuild/kconfig"
 	"github.com/reprolab/reprolab/lab/kbuild/patch"
 	"github.com/reprolab/reprolab/lab/kbuild/probe"
+	"github.com/reprolab/reprolab/lab/kbuild/treepath"
 )
 
 // state is what a tree remembers between builds.
@@ -158,6 +159,15 @@ func (b *builder) edit(ctx context.Context, pristine, tree string) (changed int,
 	stage := filepath.Join(tree, "stage")
 	os.RemoveAll(stage)
 	defer os.RemoveAll(stage)
+	// Patch and probe paths are user input: each must stay inside the trees it is read
+	// from and written to, symlinks followed (lab/kbuild/treepath).
+	for _, p := range sortedKeys(paths) {
+		for _, root := range []string{pristine, src} {
+			if _, err := treepath.Resolve(root, p); err != nil {
+				return 0, nil, &InputError{Msg: err.Error()}
+			}
+		}
+	}
 	for p := range paths {
 		data, err := os.ReadFile(filepath.Join(pristine, p))
 		if err != nil {

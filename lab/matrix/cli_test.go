@@ -19,6 +19,11 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"matrix", "reproducers/memcg-writeback-null", "--kernel-source", "v5.0=dir:/x"}, `no kernel "v5.0"`},
 		{[]string{"matrix", "reproducers/memcg-writeback-null", "--only", "colour=red"}, "--only"},
 		{[]string{"matrix", "reproducers/ci-smoke", "--only", "arch=riscv64", "--dry-run"}, "no cells left"},
+		// --dry-run checks the sources it would build from, without fetching anything.
+		{[]string{"matrix", "reproducers/memcg-writeback-null", "--dry-run", "--kernel-source", "v4.11=dir:" + empty}, "is not a Linux source tree"},
+		{[]string{"matrix", "reproducers/memcg-writeback-null", "--dry-run", "--kernel-source", "v4.11=tarball:go.mod#" + strings.Repeat("0", 64)}, "sha256 is"},
+		{[]string{"matrix", "reproducers/memcg-writeback-null", "--dry-run", "--kernel-source", "v4.11=url:https://example.org/linux.tar.xz#abc"}, "is not 64 hex digits"},
+		{[]string{"matrix", "reproducers/memcg-writeback-null", "--dry-run", "--kernel-source", "v4.11=git:" + empty + "@v4.11"}, "not a git repository"},
 		{[]string{"matrix", "report", empty}, "has no reprolab.db"},
 		{[]string{"matrix", "report", filepath.Join(empty, "nope")}, "give a results folder"},
 		{[]string{"serve", "--addr", "0.0.0.0:8080", "--results", empty}, "loopback only"},
@@ -33,7 +38,7 @@ func TestCLIBadInput(t *testing.T) {
 
 func TestCLIDryRun(t *testing.T) {
 	out, code := runCLI(t, "matrix", "reproducers/memcg-writeback-null", "--dry-run", "--only", "arch=arm64,kernel=v4.11",
-		"--kernel-source", "v4.11=dir:/src/linux-4.11")
+		"--kernel-source", "v4.11=dir:lab/kbuild/testdata/minitree")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}

@@ -56,6 +56,26 @@ type Budget struct {
 	Duration   spec.Duration `yaml:"duration"`
 }
 
+// UnmarshalYAML rejects fractional counts (yaml.v3 would truncate runs: 1.5 to 1) and an
+// explicit non-positive duration (zero is "the reproducer's own" only when left out).
+func (b *Budget) UnmarshalYAML(n *yaml.Node) error {
+	type plain Budget
+	var p plain
+	if err := spec.DecodeKnown(n, &p, "budget"); err != nil {
+		return err
+	}
+	if err := spec.WholeNumbers(n, "budget", "runs", "iterations"); err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Value == "duration" && p.Duration <= 0 {
+			return fmt.Errorf("line %d: budget.duration %s: must be a positive duration, e.g. 3m (leave it out for the reproducer's own)", k.Line, p.Duration.Std())
+		}
+	}
+	*b = Budget(p)
+	return nil
+}
+
 // Axes are the dimensions of the matrix. An absent axis has one implicit value.
 type Axes struct {
 	Arch    []string     `yaml:"arch"`
@@ -321,16 +341,93 @@ func (s *Spec) validate() error {
 	for _, c := range a.Cmdline {
 		seen("cmdline", c.Name, cl)
 	}
-	for _, list := range [][]Match{s.Exclude, s.ExpectCrash} {
-		for _, m := range list {
-			for k := range m {
-				if !contains(matchKeys, k) {
-					badf("exclude/expect_crash: unknown axis %q (want one of %s)", k, strings.Join(matchKeys, ", "))
+	// A value that names nothing on its axis silently matches no cell: a typo in
+	// expect_crash would turn an expected crash into an expected pass.
+	values := s.axisValues()
+	for _, list := range []struct {
+		key string
+		ms  []Match
+	}{{"exclude", s.Exclude}, {"expect_crash", s.ExpectCrash}} {
+		for i, m := range list.ms {
+			for _, k := range sortedKeys(m) {
+				v := m[k]
+				switch {
+				case !contains(matchKeys, k):
+					badf("%s[%d]: unknown axis %q%s (want one of %s)", list.key, i, k, didYouMean(k, matchKeys), strings.Join(matchKeys, ", "))
+				case !contains(values[k], v):
+					badf("%s[%d]: %s %q is not on the %s axis%s (it has: %s)", list.key, i, k, v, k, didYouMean(v, values[k]), strings.Join(values[k], ", "))
 				}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// axisValues are the values each axis has, as Match and Cell.Value spell them.
+func (s *Spec) axisValues() map[string][]string {
+	a := &s.Axes
+	v := map[string][]string{"arch": a.Arch}
+	for _, k := range a.Kernel {
+		v["kernel"] = append(v["kernel"], k.Name)
+	}
+	for _, c := range a.Config {
+		v["config"] = append(v["config"], c.Name)
+	}
+	for _, p := range a.Probe {
+		v["probe"] = append(v["probe"], strconv.Itoa(p))
+	}
+	for _, p := range a.Patches {
+		v["patches"] = append(v["patches"], p.Name)
+	}
+	for _, c := range a.Cmdline {
+		v["cmdline"] = append(v["cmdline"], c.Name)
+	}
+	return v
+}
+
+func sortedKeys(m Match) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// didYouMean is ` (did you mean "x"?)` for the closest candidate within two edits (or a
+// third of the word's length, for long words), "" when nothing is that close.
+func didYouMean(word string, candidates []string) string {
+	best, bestD := "", max(2, len(word)/3)+1
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // fixSource makes a source's local paths relative to the spec file.

@@ -19,6 +19,12 @@ func TestBadSpecs(t *testing.T) {
 		{"duplicate-kernel.yaml", `"k" appears twice`},
 		{"missing-patch.yaml", "no-such.patch"},
 		{"bad-name.yaml", `name "my matrix"`},
+		{"expect-value-typo.yaml", `expect_crash[0]: kernel "v4.12" is not on the kernel axis (did you mean "v4.11"?) (it has: v4.11, v4.13)`},
+		{"expect-probe-typo.yaml", `expect_crash[0]: probe "1000" is not on the probe axis (did you mean "100"?) (it has: 0, 100)`},
+		{"exclude-value-typo.yaml", `exclude[0]: arch "arm46" is not on the arch axis (did you mean "arm64"?)`},
+		{"runs-float.yaml", `budget.runs (line 7): "1.5" is not a whole number`},
+		{"budget-negative-duration.yaml", `line 7: budget.duration -3m0s: must be a positive duration`},
+		{"budget-unknown-key.yaml", `line 7: unknown key "iteratons" in budget`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -10,10 +10,11 @@ import (
 	"github.com/reprolab/reprolab/lab/qemu"
 )
 
-// checkKernelImage recognises the image formats QEMU boots directly, so that a wrong file
-// (a vmlinux instead of a bzImage, an arm64 image for x86, garbage) fails as a boot failure
-// with a message that says what the file is, instead of as a cryptic QEMU error.
-func checkKernelImage(path string, arch qemu.Arch) error {
+// CheckKernelImage recognises the image formats QEMU boots directly, so that a wrong file
+// (a vmlinux instead of a bzImage, an arm64 image for x86, garbage) fails as bad input with
+// a message that says what the file is — before anything is built or booted and before a
+// results folder exists — instead of as a cryptic QEMU error or a false boot failure.
+func CheckKernelImage(path string, arch qemu.Arch) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

@@ -88,6 +88,9 @@ func (c *Config) check() error {
 	if st.IsDir() || st.Size() == 0 {
 		return fmt.Errorf("kernel image %s is not a file with content", c.Kernel)
 	}
+	if err := CheckKernelImage(c.Kernel, c.Arch); err != nil {
+		return err
+	}
 	if c.ModulesDir != "" {
 		if _, err := os.Stat(filepath.Join(c.ModulesDir, "modules.order")); err != nil {
 			if _, err2 := os.Stat(filepath.Join(c.ModulesDir, "kernel")); err2 != nil {
@@ -110,8 +113,16 @@ func (c *Config) check() error {
 	if c.ResultsDir == "" {
 		c.ResultsDir = "results"
 	}
-	if c.Iterations < 0 || c.Duration < 0 {
-		return errors.New("iterations and duration cannot be negative")
+	if c.Iterations < 0 || c.Duration < 0 || c.BootTimeout < 0 {
+		return errors.New("iterations, duration and boot timeout cannot be negative")
+	}
+	if c.Repro.Budget.IterationTimeout <= 0 {
+		// A spec loaded by lab/spec always has one; a zero here would call every
+		// iteration hung.
+		return fmt.Errorf("reproducer %s: iteration timeout %s must be positive", c.Repro.Name, c.Repro.Budget.IterationTimeout.Std())
+	}
+	if mem := hostMemory(); mem > 0 && int64(c.Repro.Guest.Memory) > mem {
+		return fmt.Errorf("reproducer %s: guest.memory %s is more than this host's %d MiB of RAM", c.Repro.Name, c.Repro.Guest.Memory, mem>>20)
 	}
 	return nil
 }
@@ -273,9 +284,6 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 
 	res.Timings.ImageSeconds = time.Since(imageAt).Seconds()
 
-	if err := checkKernelImage(cfg.Kernel, cfg.Arch); err != nil {
-		return BootFailed, err
-	}
 	cmdline := r.cmdline()
 	res.Cmdline = cmdline
 	r.say("boot: %s %s", cfg.Arch, cfg.Kernel)

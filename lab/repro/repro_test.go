@@ -2,6 +2,7 @@ package repro
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -130,27 +131,45 @@ func TestSysrqCrashIsCrashed(t *testing.T) {
 	}
 }
 
-func TestGarbageKernelIsBootFailure(t *testing.T) {
-	_, modules := debianKernel(t, qemu.X86_64)
-	garbage := filepath.Join(t.TempDir(), "bzImage")
+// A file that is no kernel for the arch is bad input, found before anything is built or
+// booted: no results folder, no QEMU.
+func TestBadKernelImageIsInputError(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "bzImage")
 	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a kernel\n", 4096)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(context.Background(), Config{
-		Arch: qemu.X86_64, Kernel: garbage, ModulesDir: modules,
-		Repro: loadSpec(t, "testdata/sysrq-crash.yaml"), ResultsDir: t.TempDir(), CacheDir: cacheDir(),
-		BootTimeout: 60 * time.Second,
-	})
-	if err != nil {
+	arm := make([]byte, 4096)
+	copy(arm[0x38:], "ARM\x64")
+	armImage := filepath.Join(dir, "Image")
+	if err := os.WriteFile(armImage, arm, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != BootFailed || res.Reproduced {
-		t.Fatalf("outcome %s (%s), want boot-failed", res.Outcome, res.Error)
+	for _, c := range []struct {
+		arch   qemu.Arch
+		kernel string
+		want   string
+	}{
+		{qemu.X86_64, garbage, "not an x86-64 kernel image"},
+		{qemu.X86_64, armImage, "is an arm64 kernel Image, not an x86-64 bzImage: use --arch arm64"},
+		{qemu.ARM64, garbage, "not an arm64 kernel Image"},
+	} {
+		results := filepath.Join(t.TempDir(), "results")
+		res, err := Run(context.Background(), Config{
+			Arch: c.arch, Kernel: c.kernel, QEMUBinary: "true",
+			Repro: loadSpec(t, "testdata/sysrq-crash.yaml"), ResultsDir: results, CacheDir: t.TempDir(),
+		})
+		var ie *InputError
+		if !errors.As(err, &ie) || res != nil {
+			t.Fatalf("%s on %s: result %v, error %v; want an InputError", c.kernel, c.arch, res, err)
+		}
+		if !strings.Contains(err.Error(), c.kernel) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %q does not name the file and say %q", err, c.want)
+		}
+		if _, err := os.Stat(results); err == nil {
+			t.Errorf("a results folder was created for bad input")
+		}
 	}
-	if !strings.Contains(res.Error, garbage) || !strings.Contains(res.Error, "not an x86-64 kernel image") {
-		t.Errorf("error does not name the file and what is wrong with it: %s", res.Error)
-	}
-	t.Logf("garbage kernel: %s: %s", res.Outcome, res.Error)
 }
 
 // TestKernelThatDiesInBootIsBootFailure boots a real kernel that cannot reach the agent:

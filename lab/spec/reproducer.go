@@ -123,7 +123,11 @@ func (b *Budget) UnmarshalYAML(n *yaml.Node) error {
 
 // decodeKnown is n.Decode with unknown keys rejected: yaml.v3 does not carry the decoder's
 // KnownFields into a custom UnmarshalYAML.
-func decodeKnown(n *yaml.Node, v any, typeName string) error {
+func decodeKnown(n *yaml.Node, v any, typeName string) error { return DecodeKnown(n, v, typeName) }
+
+// DecodeKnown is for other specs' UnmarshalYAML methods: n.Decode(v) with unknown keys
+// (down through nested structs) an error naming the line and typeName.
+func DecodeKnown(n *yaml.Node, v any, typeName string) error {
 	if err := checkKnown(n, reflect.TypeOf(v).Elem(), typeName); err != nil {
 		return err
 	}
@@ -174,6 +178,12 @@ func keysOf(n *yaml.Node) keys {
 		}
 	}
 	return k
+}
+
+// WholeNumbers checks that the given keys of mapping n, when present, hold whole numbers
+// (yaml.v3 silently truncates 1.5 into an int field); section prefixes the key in messages.
+func WholeNumbers(n *yaml.Node, section string, names ...string) error {
+	return errors.Join(keysOf(n).notWhole(section, names...)...)
 }
 
 // has reports whether key was given.

@@ -16,6 +16,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,8 @@ import (
 	"strings"
 
 	"github.com/bluekeyes/go-gitdiff/gitdiff"
+
+	"github.com/reprolab/reprolab/lab/kbuild/treepath"
 )
 
 // Patch is one message's diff.
@@ -258,6 +261,11 @@ func parseMessage(src string, msg []byte) (*Patch, error) {
 		return nil, nil
 	}
 	p.Files = files
+	for _, n := range p.Paths() {
+		if _, err := treepath.Clean(n); err != nil {
+			return nil, &Error{Patch: src, File: n, Msg: err.Error()}
+		}
+	}
 	return p, nil
 }
 
@@ -271,8 +279,28 @@ func count(s string) int {
 
 // Apply applies the patches in order to the tree at dir with git apply.
 // On failure it returns an *Error naming the file, the hunk and the first
-// mismatching line.
-func Apply(ctx context.Context, dir string, patches []*Patch) error {
+// mismatching line, and the tree is as it was before: a series whose third
+// patch fails leaves no trace of the first two. Every path a patch touches
+// must resolve inside dir (after symlinks), or nothing is applied.
+func Apply(ctx context.Context, dir string, patches []*Patch) (err error) {
+	for _, p := range patches {
+		for _, n := range p.Paths() {
+			if _, err := treepath.Resolve(dir, n); err != nil {
+				return &Error{Patch: p.Source, File: n, Msg: err.Error()}
+			}
+		}
+	}
+	snap, err := snapshot(dir, patches)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if rerr := snap.restore(); rerr != nil {
+				err = fmt.Errorf("%w; restoring the tree after it: %v", err, rerr)
+			}
+		}
+	}()
 	tmp, err := os.MkdirTemp("", "reprolab-patch-")
 	if err != nil {
 		return err
@@ -301,6 +329,61 @@ func Apply(ctx context.Context, dir string, patches []*Patch) error {
 		}
 	}
 	return nil
+}
+
+// saved is the tree's content, before Apply, of every file the patches name.
+type saved struct {
+	dir   string
+	files map[string][]byte // nil: the file did not exist
+	modes map[string]os.FileMode
+}
+
+func snapshot(dir string, patches []*Patch) (*saved, error) {
+	s := &saved{dir: dir, files: map[string][]byte{}, modes: map[string]os.FileMode{}}
+	for _, p := range patches {
+		for _, n := range p.Paths() {
+			if _, ok := s.files[n]; ok {
+				continue
+			}
+			path := filepath.Join(dir, n)
+			data, err := os.ReadFile(path)
+			switch {
+			case err == nil:
+				fi, _ := os.Stat(path)
+				s.files[n], s.modes[n] = data, fi.Mode().Perm()
+			case os.IsNotExist(err):
+				s.files[n] = nil
+			default:
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// restore puts every saved file back and removes those the patches created.
+func (s *saved) restore() error {
+	var errs []error
+	for n, data := range s.files {
+		path := filepath.Join(s.dir, n)
+		if data == nil {
+			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.WriteFile(path, data, s.modes[n]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var failedRe = regexp.MustCompile(`error: patch failed: (.+):(\d+)`)

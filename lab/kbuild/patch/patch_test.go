@@ -138,3 +138,68 @@ func TestBad(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// A series is all or nothing: when patch 3 of 3 does not apply, the changes of patches 1
+// and 2 (an edit and a new file) are gone and the error names message 3.
+func TestSeriesAtomic(t *testing.T) {
+	ps, err := Load("testdata/series-third-fails.mbox")
+	if err != nil || len(ps) != 3 {
+		t.Fatalf("%d patches, %v", len(ps), err)
+	}
+	orig := read(t, "testdata/tree/lines.txt")
+	for _, mangled := range []bool{false, true} {
+		dir := stage(t, map[string]string{"lines.txt": orig})
+		ps[2].Mangled = mangled // the loose path (mail-mangled patches) must roll back too
+		err := Apply(context.Background(), dir, ps)
+		e, ok := err.(*Error)
+		if !ok || !strings.Contains(e.Patch, "message 3") || e.File != "lines.txt" || !strings.Contains(e.Msg, `"sixty"`) {
+			t.Fatalf("mangled=%v: got %v", mangled, err)
+		}
+		if got := read(t, filepath.Join(dir, "lines.txt")); got != orig {
+			t.Errorf("mangled=%v: lines.txt changed by a failed series:\n%s", mangled, got)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "notes/new.txt")); err == nil {
+			t.Errorf("mangled=%v: notes/new.txt of patch 2 left behind", mangled)
+		}
+	}
+}
+
+// Paths that leave the tree are refused: "../" and absolute paths when the patch is read,
+// a symlink in the tree that points outside when it is applied; the file outside is never
+// touched, by git apply or by the loose applier for mangled mail.
+func TestPathsOutsideTree(t *testing.T) {
+	for _, c := range []struct{ name, diff, want string }{
+		{"dotdot", "diff --git a/../victim.txt b/../victim.txt\n--- a/../victim.txt\n+++ b/../victim.txt\n@@ -1 +1 @@\n-x\n+y\n", `"../victim.txt" climbs out of the tree`},
+		{"traditional", "--- linux.orig/mm/../../victim.txt\n+++ linux/mm/../../victim.txt\n@@ -1 +1 @@\n-x\n+y\n", "climbs out of the tree"},
+		{"rename", "diff --git a/lines.txt b/../../victim.txt\nsimilarity index 100%\nrename from lines.txt\nrename to ../../victim.txt\n", `"../../victim.txt" climbs out of the tree`},
+	} {
+		_, err := Parse(c.name+".diff", []byte(c.diff))
+		if e, ok := err.(*Error); !ok || !strings.Contains(e.Error(), c.want) || !strings.Contains(e.Error(), "inside the kernel tree") {
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+
+	base := t.TempDir()
+	tree, outside := filepath.Join(base, "tree"), filepath.Join(base, "outside")
+	os.MkdirAll(tree, 0o755)
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "lines.txt"), []byte(read(t, "testdata/tree/lines.txt")), 0o644)
+	if err := os.Symlink(outside, filepath.Join(tree, "mm")); err != nil {
+		t.Fatal(err)
+	}
+	diff := "diff --git a/mm/lines.txt b/mm/lines.txt\n--- a/mm/lines.txt\n+++ b/mm/lines.txt\n@@ -5,3 +5,4 @@\n five\n six\n seven\n+eight\n"
+	for _, mangled := range []bool{false, true} {
+		ps, err := Parse("link.diff", []byte(diff))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[0].Mangled = mangled
+		err = Apply(context.Background(), tree, ps)
+		if err == nil || !strings.Contains(err.Error(), "symlink") {
+			t.Errorf("mangled=%v: got %v, want a refusal naming the symlink", mangled, err)
+		}
+		if got := read(t, filepath.Join(outside, "lines.txt")); strings.Contains(got, "eight") {
+			t.Errorf("mangled=%v: the file outside the tree was patched", mangled)
+		}
+	}
+}

@@ -27,6 +27,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/reprolab/reprolab/lab/kbuild/kver"
+	"github.com/reprolab/reprolab/lab/kbuild/treepath"
+	"github.com/reprolab/reprolab/lab/spec"
 )
 
 // Location says where the delay goes. Exactly one of After and Before is
@@ -90,6 +92,13 @@ func Parse(path string, data []byte) (*Spec, error) {
 	if err := dec.Decode(s); err != nil {
 		return nil, &Error{Probe: path, Msg: err.Error() + " (keys: name, description, delay_us, file, function, after, before, variants[versions, file, function, after, before])"}
 	}
+	// yaml.v3 truncates delay_us: 1.5 to 1; a delay is a whole number of µs.
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) == nil && len(doc.Content) == 1 {
+		if err := spec.WholeNumbers(doc.Content[0], "probe", "delay_us"); err != nil {
+			return nil, &Error{Probe: path, Msg: strings.TrimPrefix(err.Error(), "probe.")}
+		}
+	}
 	if !nameRe.MatchString(s.Name) {
 		return nil, &Error{Probe: path, Msg: fmt.Sprintf("name %q: want lower-case letters, digits and _ (it becomes the kernel parameter reprolab.delay_<name>)", s.Name)}
 	}
@@ -102,6 +111,9 @@ func Parse(path string, data []byte) (*Spec, error) {
 		}
 		if (l.After == "") == (l.Before == "") {
 			return &Error{Probe: path, Msg: where + ": set exactly one of after and before"}
+		}
+		if _, err := treepath.Clean(l.File); err != nil {
+			return &Error{Probe: path, Msg: where + ": file: " + err.Error()}
 		}
 		return nil
 	}
@@ -195,7 +207,10 @@ func Apply(dir string, v kver.Version, specs []*Spec) ([]Site, []string, error) 
 		if err != nil {
 			return nil, nil, err
 		}
-		p := filepath.Join(dir, l.File)
+		p, err := treepath.Resolve(dir, l.File)
+		if err != nil {
+			return nil, nil, &Error{Probe: s.Name, Msg: "file: " + err.Error()}
+		}
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, nil, &Error{Probe: s.Name, Msg: fmt.Sprintf("%s does not exist in this kernel (%s)", l.File, v)}
@@ -210,13 +225,20 @@ func Apply(dir string, v kver.Version, specs []*Spec) ([]Site, []string, error) 
 		sites = append(sites, Site{Probe: s.Name, File: l.File, Function: l.Function, Line: line})
 		params = append(params, fmt.Sprintf("%s=%d", s.Param(), s.DelayUS))
 	}
-	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(HelperFile)), 0o755); err != nil {
+	hf, err := treepath.Resolve(dir, HelperFile)
+	if err != nil {
+		return nil, nil, &Error{Probe: "helper", Msg: err.Error()}
+	}
+	mk, err := treepath.Resolve(dir, MakefileKB)
+	if err != nil {
+		return nil, nil, &Error{Probe: "helper", Msg: err.Error()}
+	}
+	if err := os.MkdirAll(filepath.Dir(hf), 0o755); err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, HelperFile), []byte(helper(specs)), 0o644); err != nil {
+	if err := os.WriteFile(hf, []byte(helper(specs)), 0o644); err != nil {
 		return nil, nil, err
 	}
-	mk := filepath.Join(dir, MakefileKB)
 	data, err := os.ReadFile(mk)
 	if err != nil {
 		return nil, nil, fmt.Errorf("probes need %s: %w", MakefileKB, err)

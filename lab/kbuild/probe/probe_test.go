@@ -158,6 +158,10 @@ func TestBadSpecs(t *testing.T) {
 		{"name: x\ndelay_us: 1\nfile: a.c\nfunction: f\n", "exactly one of after and before"},
 		{"name: x\ndelay_us: 1\nvariants:\n  - versions: 4.11\n    file: a.c\n    function: f\n    after: y\n", "versions \"4.11\""},
 		{"name: x\ndelay_us: -5\nfile: a.c\nfunction: f\nafter: y\n", "cannot unmarshal"},
+		{"name: x\ndelay_us: 1\nfile: ../outside.c\nfunction: f\nafter: y\n", `file: path "../outside.c" climbs out of the tree`},
+		{"name: x\ndelay_us: 1\nfile: /etc/passwd\nfunction: f\nafter: y\n", `file: path "/etc/passwd" is absolute`},
+		{"name: x\ndelay_us: 1\nvariants:\n  - versions: \">=4.11\"\n    file: mm/../../x.c\n    function: f\n    after: y\n", "climbs out of the tree"},
+		{"name: x\ndelay_us: 1.5\nfile: a.c\nfunction: f\nafter: y\n", `delay_us (line 2): "1.5" is not a whole number`},
 	} {
 		if _, err := Parse("t.yaml", []byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
@@ -166,6 +170,35 @@ func TestBadSpecs(t *testing.T) {
 	s := load(t, "seed.yaml")
 	if _, err := s.For(kver.Version{Major: 5, Minor: 4}); err == nil || !strings.Contains(err.Error(), "no location for kernel 5.4.0") {
 		t.Errorf("5.4: %v", err)
+	}
+}
+
+// A probe file reached through a symlink that leaves the tree is refused before anything
+// is written, and the file outside stays as it was.
+func TestSymlinkOutOfTree(t *testing.T) {
+	base := t.TempDir()
+	tree, outside := filepath.Join(base, "tree"), filepath.Join(base, "outside")
+	os.MkdirAll(filepath.Join(tree, "kernel"), 0o755)
+	os.MkdirAll(outside, 0o755)
+	victim := "static void f(void)\n{\n\ty();\n}\n"
+	os.WriteFile(filepath.Join(outside, "a.c"), []byte(victim), 0o644)
+	os.WriteFile(filepath.Join(tree, "kernel/Makefile"), []byte("obj-y += x.o\n"), 0o644)
+	if err := os.Symlink(outside, filepath.Join(tree, "mm")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse("t.yaml", []byte("name: x\ndelay_us: 1\nfile: mm/a.c\nfunction: f\nafter: y();\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Apply(tree, kver.Version{Major: 4, Minor: 11}, []*Spec{s})
+	if err == nil || !strings.Contains(err.Error(), "symlink") || !strings.Contains(err.Error(), "inside the kernel tree") {
+		t.Fatalf("got %v, want a refusal naming the symlink", err)
+	}
+	if got := read(t, filepath.Join(outside, "a.c")); got != victim {
+		t.Errorf("the file outside the tree was edited:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(tree, HelperFile)); err == nil {
+		t.Errorf("the helper was written although the probe was refused")
 	}
 }
 

@@ -218,14 +218,40 @@ func KernelOrgPath(release string) (string, error) {
 	return fmt.Sprintf("v%s.x/linux-%s.tar.xz", major, release), nil
 }
 
-func (r *Resolved) resolveURL(ctx context.Context, cacheDir string) error {
+// Check finds every mistake Resolve would, without downloading anything or writing to the
+// cache: a local source is resolved (git ref, tree, tarball checksum), a download is checked
+// for its URL and a well-formed sha256. A matrix runs it on every kernel before it opens
+// its database, so a typo fails in seconds and leaves nothing behind.
+func Check(ctx context.Context, s Source) error {
+	if s.URL == "" && s.KernelOrg == "" {
+		_, err := Resolve(ctx, s, "")
+		return err
+	}
+	n := 0
+	for _, v := range []string{s.Git, s.Dir, s.Tarball, s.URL, s.KernelOrg, s.Debian} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return bad("kernel source: set exactly one of git, dir, tarball, url, kernel_org, debian (got %d)", n)
+	}
+	if s.Ref != "" || len(s.Exclude) > 0 {
+		return bad("kernel source: ref and exclude only go with git")
+	}
+	r := &Resolved{Source: s, Info: map[string]string{}}
+	_, _, err := r.urlTarget()
+	return err
+}
+
+// urlTarget is the URL and checksum of a url or kernel_org source, checked.
+func (r *Resolved) urlTarget() (*url.URL, string, error) {
 	s := r.Source
-	r.Kind = "url"
 	u, want := s.URL, s.SHA256
 	if s.KernelOrg != "" {
 		p, err := KernelOrgPath(s.KernelOrg)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		m := s.Mirror
 		if m == "" {
@@ -238,16 +264,25 @@ func (r *Resolved) resolveURL(ctx context.Context, cacheDir string) error {
 		r.Info["kernel_org"] = s.KernelOrg
 	}
 	if want == "" {
-		return bad("kernel source url %s: sha256 is required for a download (copy it from the release's sha256sums.asc)", u)
+		return nil, "", bad("kernel source url %s: sha256 is required for a download (copy it from the release's sha256sums.asc)", u)
 	}
 	if !regexp.MustCompile(`^[0-9a-fA-F]{64}$`).MatchString(want) {
-		return bad("kernel source url %s: sha256 %q is not 64 hex digits", u, want)
+		return nil, "", bad("kernel source url %s: sha256 %q is not 64 hex digits", u, want)
 	}
-	want = strings.ToLower(want)
 	pu, err := url.Parse(u)
 	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "file") {
-		return bad("kernel source url %q: want an http://, https:// or file:// URL", u)
+		return nil, "", bad("kernel source url %q: want an http://, https:// or file:// URL", u)
 	}
+	return pu, strings.ToLower(want), nil
+}
+
+func (r *Resolved) resolveURL(ctx context.Context, cacheDir string) error {
+	r.Kind = "url"
+	pu, want, err := r.urlTarget()
+	if err != nil {
+		return err
+	}
+	u := pu.String()
 	dst := filepath.Join(cacheDir, "downloads", want+"-"+path.Base(pu.Path))
 	r.tarball = dst
 	r.Info["url"] = u
