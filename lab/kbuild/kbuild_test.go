@@ -13,13 +13,13 @@ import (
 	"github.com/reprolab/reprolab/lab/kbuild/kver"
 	"github.com/reprolab/reprolab/lab/kbuild/probe"
 	"github.com/reprolab/reprolab/lab/kbuild/source"
+	"github.com/reprolab/reprolab/lab/vcs/vcstest"
 )
 
 func run(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	c := exec.Command(args[0], args[1:]...)
 	c.Dir = dir
-	c.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
 	out, err := c.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %v\n%s", args, err, out)
@@ -36,11 +36,7 @@ func mini(t *testing.T) string {
 // thing, and is classified as bad input (CLI exit 2).
 func TestBadInputs(t *testing.T) {
 	ctx := context.Background()
-	repo := t.TempDir()
-	run(t, ".", "cp", "-a", "testdata/minitree/.", repo)
-	run(t, repo, "git", "init", "-q")
-	run(t, repo, "git", "add", ".")
-	run(t, repo, "git", "commit", "-qm", "mini")
+	repo := vcstest.KernelTree(t, "testdata/minitree", "").Dir
 	tdir := t.TempDir()
 	run(t, ".", "cp", "-a", "testdata/minitree", filepath.Join(tdir, "linux-4.11"))
 	tarball := filepath.Join(tdir, "linux-4.11.tar.gz")
@@ -64,7 +60,7 @@ func TestBadInputs(t *testing.T) {
 		{"tarball with wrong sha256", Spec{Source: source.Source{Tarball: tarball, SHA256: strings.Repeat("ab", 32)}},
 			"sha256 is " + hex.EncodeToString(sum[:]) + ", the spec says abab"},
 		{"url without sha256", Spec{Source: source.Source{URL: "file://" + tarball}}, "sha256 is required"},
-		{"git ref that does not exist", Spec{Source: source.Source{Git: repo, Ref: "v4.11-rc9"}}, `ref "v4.11-rc9" does not exist`},
+		{"git ref that does not exist", Spec{Source: source.Source{Git: repo, Ref: "v4.11-rc9"}}, `unknown revision "v4.11-rc9"`},
 		{"base", Spec{Source: source.Source{Dir: mini(t)}, Base: "everything"}, `base "everything"`},
 		{"missing patch file", Spec{Source: source.Source{Dir: mini(t)}, Patches: []string{"nope.patch"}}, "nope.patch"},
 	} {

@@ -1,9 +1,14 @@
 package vcs
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/reprolab/reprolab/lab/fault"
@@ -130,6 +135,65 @@ func (g *Git) Revert(ctx context.Context, dir, rev string) error {
 			return fault.Inputf("reverting %s in %s: conflicts in %s", c, dir, strings.Join(files, ", "))
 		}
 		return fault.Infraf("reverting %s in %s: %w", c, dir, err)
+	}
+	return nil
+}
+
+// Archive writes the tree of rev into dest (an existing, empty folder) with `git archive`,
+// leaving out exclude. A repository that lacks objects the archive needs (a partial clone,
+// a snapshot without its largest files) is bad input naming the missing path and the
+// exclude that avoids it.
+func (g *Git) Archive(ctx context.Context, rev, dest string, exclude []string) error {
+	h, err := g.Resolve(ctx, rev)
+	if err != nil {
+		return err
+	}
+	args := []string{"-C", g.dir, "archive", "--format=tar", h, "--", "."}
+	for _, e := range exclude {
+		args = append(args, ":(exclude)"+e)
+	}
+	archive := exec.CommandContext(ctx, "git", args...)
+	untar := exec.CommandContext(ctx, "tar", "-C", dest, "-xf", "-")
+	var ea, eb bytes.Buffer
+	archive.Stderr, untar.Stderr = &ea, &eb
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return fault.Infraf("git archive: %v", err)
+	}
+	untar.Stdin = pipe
+	if err := untar.Start(); err != nil {
+		return fault.Infraf("tar: %v", err)
+	}
+	errA := archive.Run()
+	errB := untar.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errA != nil {
+		msg := strings.TrimSpace(ea.String())
+		if !regexp.MustCompile(`unable to read|cannot read|invalid object`).MatchString(msg) {
+			return fault.Infraf("git archive %s in %s: %v: %s", short(h), g.dir, errA, msg)
+		}
+		missing := ""
+		if m := regexp.MustCompile(`invalid object [0-7]+ [0-9a-f]+ for '([^']+)'`).FindStringSubmatch(msg); m != nil {
+			missing = m[1]
+		} else if m := regexp.MustCompile(`([0-9a-f]{40})`).FindStringSubmatch(msg); m != nil {
+			if out, e := gitOut(ctx, g.dir, "ls-tree", "-r", h); e == nil {
+				for _, l := range strings.Split(out, "\n") {
+					if strings.Contains(l, m[1]) {
+						_, missing, _ = strings.Cut(l, "\t")
+					}
+				}
+			}
+		}
+		hint := ""
+		if missing != "" {
+			hint = fmt.Sprintf(" (missing object is %s; leave its folder out with `exclude: [%s]`)", missing, path.Dir(missing))
+		}
+		return fault.Inputf("git tree %s at %s: the repository lacks objects git archive needs%s: %s", g.dir, short(h), hint, msg)
+	}
+	if errB != nil {
+		return fault.Infraf("unpacking git archive into %s: %v: %s", dest, errB, strings.TrimSpace(eb.String()))
 	}
 	return nil
 }

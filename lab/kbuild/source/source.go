@@ -27,6 +27,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/vcs"
 )
 
 // Source says where a kernel tree comes from. Exactly one of Git, Dir,
@@ -79,6 +82,7 @@ type Resolved struct {
 
 	tarball  string // local tarball to unpack (tarball, url, debian)
 	cacheDir string
+	git      *vcs.Git // the repository (git)
 }
 
 // Resolve checks the description and computes the identity. Downloads (URL,
@@ -118,17 +122,18 @@ func (r *Resolved) resolveGit(ctx context.Context) error {
 	if s.Ref == "" {
 		return bad("kernel source git %s: ref is required (a commit, tag or branch)", s.Git)
 	}
-	if _, err := os.Stat(s.Git); err != nil {
-		return bad("kernel source git %s: %v", s.Git, err)
-	}
-	out, err := exec.CommandContext(ctx, "git", "-C", s.Git, "rev-parse", "--verify", "--quiet", s.Ref+"^{commit}").Output()
+	g, err := vcs.Open(ctx, s.Git)
 	if err != nil {
-		if _, e2 := exec.CommandContext(ctx, "git", "-C", s.Git, "rev-parse", "--git-dir").Output(); e2 != nil {
-			return bad("kernel source git %s: not a git repository", s.Git)
-		}
-		return bad("kernel source git %s: ref %q does not exist (try `git -C %s log --oneline` or `git tag`)", s.Git, s.Ref, s.Git)
+		return bad("kernel source %v", err)
 	}
-	commit := strings.TrimSpace(string(out))
+	commit, err := g.Resolve(ctx, s.Ref)
+	if err != nil {
+		if !fault.IsInput(err) {
+			return err
+		}
+		return bad("kernel source %v", err)
+	}
+	r.git = g
 	r.Info["commit"], r.Info["ref"], r.Info["repo"] = commit, s.Ref, s.Git
 	r.ID = "git:" + commit
 	if len(s.Exclude) > 0 {
@@ -373,35 +378,17 @@ func (r *Resolved) Extract(ctx context.Context, dest string) error {
 }
 
 func (r *Resolved) extractGit(ctx context.Context, dest string) error {
-	args := []string{"-C", r.Source.Git, "archive", "--format=tar", r.Info["commit"], "--", "."}
-	for _, e := range r.Source.Exclude {
-		args = append(args, ":(exclude)"+e)
-	}
-	err := pipe(ctx, exec.Command("git", args...), exec.Command("tar", "-C", dest, "-xf", "-"))
-	if err != nil && regexp.MustCompile(`unable to read|cannot read|invalid object`).MatchString(err.Error()) {
-		// A partial clone or a snapshot with large files left out (the v4.13
-		// snapshot lacks drivers/gpu/drm/amd/include/asic_reg/): name the
-		// missing path so the user can exclude its folder.
-		hint := ""
-		missing := ""
-		if m := regexp.MustCompile(`invalid object [0-7]+ [0-9a-f]+ for '([^']+)'`).FindStringSubmatch(err.Error()); m != nil {
-			missing = m[1]
-		} else if m := regexp.MustCompile(`([0-9a-f]{40})`).FindStringSubmatch(err.Error()); m != nil {
-			if out, e := exec.CommandContext(ctx, "git", "-C", r.Source.Git, "ls-tree", "-r", r.Info["commit"]).Output(); e == nil {
-				for _, l := range strings.Split(string(out), "\n") {
-					if strings.Contains(l, m[1]) {
-						_, missing, _ = strings.Cut(l, "\t")
-					}
-				}
-			}
+	if err := r.git.Archive(ctx, r.Info["commit"], dest, r.Source.Exclude); err != nil {
+		if fault.IsInput(err) {
+			return bad("kernel source %v", err)
 		}
-		if missing != "" {
-			hint = fmt.Sprintf(" (missing object is %s; leave its folder out with `exclude: [%s]`)", missing, path.Dir(missing))
-		}
-		return bad("kernel source git %s at %s: the repository lacks objects git archive needs%s: %v", r.Source.Git, r.Info["commit"], hint, err)
+		return err
 	}
-	return err
+	return nil
 }
+
+// Git is the repository of a git source (nil for other kinds).
+func (r *Resolved) Git() *vcs.Git { return r.git }
 
 func checkTree(dir string) error {
 	for _, f := range []string{"Makefile", "Kconfig", "scripts/kconfig"} {
