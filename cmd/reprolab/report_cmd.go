@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,17 +23,17 @@ type reportFlags struct {
 	modules               []string
 }
 
-// newReportCmd is `reprolab report [flags] CONSOLE.log...`: find crash reports in saved
-// console logs ("-" reads stdin) and print them, symbolized when a vmlinux is given.
+// newReportCmd is `reprolab report [flags] CONSOLE.log|RUN-DIR...`: find crash reports
+// in saved console logs ("-" reads stdin, a run directory its console.log) and print them, symbolized when a vmlinux is given.
 // Exit status: 0 done (with or without crashes; --crash-exit makes "found one" 1),
 // 2 bad input.
 func newReportCmd() *cobra.Command {
 	var f reportFlags
 	cmd := &cobra.Command{
-		Use:   "report [flags] CONSOLE.log... (- for stdin)",
+		Use:   "report [flags] CONSOLE.log|RUN-DIR... (- for stdin)",
 		Short: "re-parse a console log into crash reports",
-		Long: `Find crash reports in saved console logs ("-" reads stdin) and print them, symbolized
-when a vmlinux is given. Exit: 0 done (with or without crashes; --crash-exit makes "found
+		Long: `Find crash reports in saved console logs ("-" reads stdin; a run directory means its
+console.log) and print them, symbolized when a vmlinux is given. Exit: 0 done (with or without crashes; --crash-exit makes "found
 one" 1), 2 bad input.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runReport(cmd, &f, args) },
 	}
@@ -136,18 +137,49 @@ func printBacktraces(out io.Writer, f *reportFlags) error {
 	return nil
 }
 
+// readReports parses a console log as it streams (logs of any size in bounded
+// memory). path may be "-" (stdin), a console log, or a run directory (its console.log).
 func readReports(path string) ([]*report.Report, error) {
-	var data []byte
-	var err error
-	if path == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(path)
+	var in io.Reader = os.Stdin
+	if path != "-" {
+		file, err := consoleOf(path)
+		if err != nil {
+			return nil, err
+		}
+		fh, err := os.Open(file)
+		if err != nil {
+			return nil, fault.Inputf("cannot read console log %s: %w", file, err)
+		}
+		defer fh.Close()
+		in = fh
 	}
+	var reports []*report.Report
+	err := report.ParseReader(in, func(r *report.Report) error {
+		reports = append(reports, r)
+		return nil
+	})
 	if err != nil {
 		return nil, fault.Inputf("cannot read console log %s: %w", path, err)
 	}
-	return report.Parse(data), nil
+	return reports, nil
+}
+
+// consoleOf returns the console log a path names: the file itself, or a run
+// directory's console.log (guest.log for runs recorded before it was renamed).
+func consoleOf(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fault.Inputf("cannot read console log %s: %w", path, err)
+	}
+	if !st.IsDir() {
+		return path, nil
+	}
+	for _, name := range []string{"console.log", "guest.log"} {
+		if p := filepath.Join(path, name); fileExists(p) {
+			return p, nil
+		}
+	}
+	return "", fault.Inputf("%s is a directory without console.log: give a run directory (results/<run>/) or a console log file", path)
 }
 
 func (f *reportFlags) symbolizer(r *report.Report) (*report.Symbolizer, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // infraFrames are the functions that are machinery around a crash rather than its
@@ -101,10 +102,40 @@ var infraRe = regexp.MustCompile(`^(?:` + strings.Join(infraFrames, "|") + `)$`)
 // genericRe is the shared list as used by the crash-utility backtrace parser.
 var genericRe = infraRe
 
+// matchCache keeps what a big pattern said about a function name: names repeat across
+// reports. It is emptied when full, so garbage input cannot grow it without bound.
+type matchCache struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+const matchCacheSize = 1 << 14
+
+var infraCache, anchorCache matchCache
+
+func isInfra(fn string) bool { return cachedMatch(&infraCache, infraRe, fn) }
+
+func cachedMatch(c *matchCache, re *regexp.Regexp, s string) bool {
+	c.mu.Lock()
+	v, ok := c.m[s]
+	c.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = re.MatchString(s)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= matchCacheSize {
+		c.m = make(map[string]bool, 256)
+	}
+	c.m[s] = v
+	c.mu.Unlock()
+	return v
+}
+
 // skipped reports whether function name fn (compiler suffixes removed) is not the
 // culprit for reports of rule ru.
 func skipped(fn string, ru *rule) bool {
-	if infraRe.MatchString(fn) {
+	if isInfra(fn) {
 		return true
 	}
 	return ru != nil && ru.skip != nil && ru.skip.MatchString(fn)
@@ -164,7 +195,7 @@ func stallFrame(fs []Frame, ru *rule) int {
 			continue
 		}
 		name := stripFramePrefix(cleanFunc(f.Func))
-		anchor := stallAnchorRe.MatchString(name)
+		anchor := cachedMatch(&anchorCache, stallAnchorRe, name)
 		if !anchor && skipped(cleanFunc(f.Func), ru) {
 			continue
 		}

@@ -10,6 +10,7 @@ type line struct {
 	start, end int    // log[start:end] is the raw line without its newline
 	text       string // content after timestamp / caller-id / syslog-level prefixes
 	ts         string // the printk timestamp, "" if none
+	rule       int8   // 1: known to start no report (kernelStartAt's cache), 0: not asked yet
 }
 
 // splitLines cuts log into lines and strips the printk prefixes of each: an optional

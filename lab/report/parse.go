@@ -16,22 +16,24 @@ var quickBytes = func() [][]byte {
 }()
 
 func matchStart(text string) (int, []string) {
-	hit := false
-	for _, q := range quick {
-		if strings.Contains(text, q) {
-			hit = true
-			break
-		}
-	}
-	if !hit {
-		return -1, nil
-	}
 	t := strings.TrimLeft(text, " \t")
-	if ignoreRe.MatchString(t) {
+	if t == "" {
 		return -1, nil
 	}
-	for i := range rules {
-		if m := rules[i].start.FindStringSubmatch(t); m != nil {
+	cand := rulesByFirst[t[0]]
+	if len(cand) == 0 {
+		return -1, nil
+	}
+	ignored := false
+	for _, i := range cand {
+		ru := &rules[i]
+		if !strings.HasPrefix(t, ru.lit) || !strings.Contains(t, ru.needle) {
+			continue
+		}
+		if m := ru.start.FindStringSubmatch(t); m != nil {
+			if !ignored && ignoreRe.MatchString(t) {
+				return -1, nil
+			}
 			return i, m
 		}
 	}
@@ -136,7 +138,15 @@ func kernelStart(l line, timed bool) (int, []string) {
 // followed by a line only a kernel report prints (registers, "Modules linked in", a
 // call trace, ...). A live watcher thus sees such a report one line later.
 func kernelStartAt(lines []line, i int, timed bool) (int, []string) {
+	// Every line is asked several times (by the parse loop, by the extent of each open
+	// report); the rule it matches is kept in the line.
+	if lines[i].rule == 1 {
+		return -1, nil
+	}
 	k, m := kernelStart(lines[i], timed)
+	if k < 0 && (!timed || lines[i].ts != "") {
+		lines[i].rule = 1 // matches no rule, whatever comes next
+	}
 	if k < 0 || lines[i].ts != "" {
 		return k, m
 	}
@@ -163,19 +173,194 @@ func matchStartOK(text string) (int, bool) {
 // kernelOnlyRe matches lines that only a kernel report prints.
 var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<[0-9a-f]+>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|comm "[^"]*", pid \d+, jiffies|unreferenced object 0x)`)
 
-// bodyRe matches lines that belong to a report's body even though they do not start
-// one: stack frames, register dumps and the fixed headers printed around them. The
+// isBody reports whether a line belongs to a report's body even though it does not
+// start one: stack frames, register dumps and the fixed headers printed around them. The
 // extent of a report without an end marker (lockups, stalls, hung tasks, bad pages) is
-// its last body line before unrelated output.
-var bodyRe = regexp.MustCompile(`^\s*(?:` +
-	`\? |\[<[0-9a-f]+>\]|[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|` + // frames
-	`<(?:/?IRQ|/?TASK|/?NMI|/?SOFTIRQ|EOI)>|` +
-	`(?:R[A-Z0-9]{1,2}|CS|DS|FS|GS|CR0|CR2|x\d+|pc|lr|sp|pstate|ORIG_RAX|EFLAGS)\s*:|` +
-	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[ end|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|which belongs to the cache|[0-9a-f]{4}:|>?[0-9a-f]{16}:|\^|={20,}|-{20,}|comm "|hex dump|backtrace|unreferenced object|(?:[0-9a-f]{2} ){8}|kfence-#|allocated by task|freed by task|Out-of-bounds|Use-after-free|Invalid (?:read|write|free)|Corrupted memory|caller is|last function|#\d+: |\d+ locks? held by|-> #\d|stack backtrace|usercopy|ODEBUG|refcount_t|Workqueue|unregister_netdevice)` +
-	`)`)
-
+// its last body line before unrelated output. It runs on every line of every report, so
+// it is written out by hand (bodyRe in the tests is the same set as a regexp, 20 times
+// slower).
 func isBody(text string) bool {
-	return bodyRe.MatchString(text)
+	t := strings.TrimLeft(text, " \t")
+	if t == "" {
+		return false
+	}
+	switch t[0] {
+	case '?':
+		return strings.HasPrefix(t, "? ")
+	case '<':
+		return strings.HasPrefix(t, "<IRQ>") || strings.HasPrefix(t, "</IRQ>") || strings.HasPrefix(t, "<TASK>") ||
+			strings.HasPrefix(t, "</TASK>") || strings.HasPrefix(t, "<NMI>") || strings.HasPrefix(t, "</NMI>") ||
+			strings.HasPrefix(t, "<SOFTIRQ>") || strings.HasPrefix(t, "</SOFTIRQ>") || strings.HasPrefix(t, "<EOI>")
+	case '[':
+		if strings.HasPrefix(t, "[<") {
+			return true
+		}
+		end := strings.IndexByte(t, ']')
+		return end > 1 && isHex(t[1:end])
+	case '^':
+		return true
+	case '=':
+		return len(t) >= 20 && strings.Trim(t[:20], "=") == ""
+	case '-':
+		return len(t) >= 20 && strings.Trim(t[:20], "-") == "" || strings.HasPrefix(t, "---[ end") || strings.HasPrefix(t, "-> #") && len(t) > 4 && isDigit(t[4])
+	case '>':
+		return len(t) > 17 && t[17] == ':' && isHex(t[1:17])
+	case '(':
+		return strings.HasPrefix(t, "(t=") || strings.HasPrefix(t, "(detected by") || strings.HasPrefix(t, "(ftrace")
+	case '"':
+		return strings.HasPrefix(t, `"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"`)
+	case '#':
+		i := 1
+		for i < len(t) && isDigit(t[i]) {
+			i++
+		}
+		return i > 1 && strings.HasPrefix(t[i:], ": ") || strings.HasPrefix(t, "#PF")
+	}
+	if isFrameText(t) || isRegister(t) {
+		return true
+	}
+	// hex words: "ffff8880...: ", code bytes "0000:", kmemleak's "6b 6b 6b ..." dump,
+	// "0-...." RCU stall CPU lines, "2 locks held by".
+	if isHex(t[:1]) || isDigit(t[0]) {
+		if len(t) > 4 && t[4] == ':' && isHex(t[:4]) || len(t) > 16 && t[16] == ':' && isHex(t[:16]) {
+			return true
+		}
+		if len(t) >= 24 && hexPairs(t, 8) {
+			return true
+		}
+		i := 0
+		for i < len(t) && isDigit(t[i]) {
+			i++
+		}
+		if i > 0 && (strings.HasPrefix(t[i:], "-...") || strings.HasPrefix(t[i:], " lock held by") || strings.HasPrefix(t[i:], " locks held by")) {
+			return true
+		}
+	}
+	for _, p := range bodyPrefixes[t[0]] {
+		if strings.HasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyWords are the fixed headers of report bodies (isBody matches them as prefixes).
+var bodyWords = []string{"RIP", "RSP", "Code", "Call Trace", "Call trace", "Modules linked in", "CPU", "Hardware name",
+	"Workqueue", "task", "Process", "Stack", "Exception stack", "PGD", "pgd", "Mem abort info", "Data abort info", "ESR",
+	"EC", "SET", "FnV", "EA", "S1PTW", "CM", "WnR", "ISV", "user pgd", "swapper pgd", "Kernel Offset", "PHYS_OFFSET",
+	"CPU features", "Memory Limit", "page", "flags", "raw", "head", "page dumped because", "page_owner",
+	"Disabling lock debugging", "Oops", "#PF", "invalid opcode", "Internal error", "Tainted", "NMI backtrace",
+	"Sending NMI", "rcu", "INFO: lockdep", "Showing all locks", "irq event stamp", "hardirqs", "softirqs", "sysrq",
+	"Kernel panic", "DR0", "DR1", "DR2", "DR3", "DR4", "DR5", "DR6", "DR7", "PKRU", "note", "Fixing recursive fault",
+	"Dumping ftrace", "IP", "hung_task", "irq", "Rebooting", "SMP", "Kernel", "Preemption", "Showing busy",
+	"Unable to handle", "list_", "kernel BUG", "WARNING", "BUG", "general protection", "divide error", "KASAN", "UBSAN",
+	"Read of size", "Write of size", "Memory state", "Allocated by", "Freed by", "The buggy address",
+	"which belongs to the cache", "comm \"", "hex dump", "backtrace", "unreferenced object", "kfence-#",
+	"allocated by task", "freed by task", "Out-of-bounds", "Use-after-free", "Invalid read", "Invalid write",
+	"Invalid free", "Corrupted memory", "caller is", "last function", "stack backtrace", "usercopy", "ODEBUG",
+	"refcount_t", "unregister_netdevice"}
+
+// bodyPrefixes indexes bodyWords by first byte.
+var bodyPrefixes = func() map[byte][]string {
+	m := map[byte][]string{}
+	for _, w := range bodyWords {
+		m[w[0]] = append(m[w[0]], w)
+	}
+	return m
+}()
+
+// registerNames start register-dump lines ("RAX: ", "x29: ", "pc : ", "ORIG_RAX: ").
+var registerNames = map[string]bool{"CS": true, "DS": true, "FS": true, "GS": true, "CR0": true, "CR2": true, "pc": true,
+	"lr": true, "sp": true, "pstate": true, "ORIG_RAX": true, "EFLAGS": true}
+
+func isRegister(t string) bool {
+	i := 0
+	for i < len(t) && i < 9 && (t[i] >= 'A' && t[i] <= 'Z' || t[i] >= 'a' && t[i] <= 'z' || isDigit(t[i]) || t[i] == '_') {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	j := i
+	for j < len(t) && t[j] == ' ' {
+		j++
+	}
+	if j >= len(t) || t[j] != ':' {
+		return false
+	}
+	w := t[:i]
+	switch {
+	case registerNames[w]:
+		return true
+	case w[0] == 'R' && i >= 2 && i <= 3 && allUpperDigit(w[1:]):
+		return true
+	case w[0] == 'x' && i >= 2 && allDigit(w[1:]):
+		return true
+	}
+	return false
+}
+
+// isFrameText: "func+0x1f/0x30" at the start of t.
+func isFrameText(t string) bool {
+	i := 0
+	for i < len(t) && isNameByte(t[i]) {
+		i++
+	}
+	if i == 0 || !strings.HasPrefix(t[i:], "+0x") {
+		return false
+	}
+	j := i + 3
+	k := j
+	for k < len(t) && isHexByte(t[k]) {
+		k++
+	}
+	if k == j || !strings.HasPrefix(t[k:], "/0x") {
+		return false
+	}
+	return k+3 < len(t) && isHexByte(t[k+3])
+}
+
+func hexPairs(t string, n int) bool {
+	for i := 0; i < n; i++ {
+		if len(t) < 3*i+3 || !isHexByte(t[3*i]) || !isHexByte(t[3*i+1]) || t[3*i+2] != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '$'
+}
+
+func isHexByte(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+func isDigit(c byte) bool   { return c >= '0' && c <= '9' }
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHexByte(s[i]) {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+func allDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+func allUpperDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= 'A' && s[i] <= 'Z' || isDigit(s[i])) {
+			return false
+		}
+	}
+	return true
 }
 
 // parse splits log into reports. A report runs from its start line to the first of: an
@@ -189,6 +374,9 @@ func parse(log []byte) []*Report {
 type state struct {
 	kernelSeen bool // kernel output came before (a "Booting the kernel." is a reboot)
 	reported   bool // a report came before (a reboot after it is expected)
+	// interleaved: an interleaved report came before (a lone "invalid opcode [#2]"
+	// continues one of them)
+	interleaved bool
 }
 
 func parseState(log []byte, st *state) []*Report {
@@ -234,7 +422,7 @@ func parseState(log []byte, st *state) []*Report {
 		}
 		// x86 "invalid opcode: 0000 [#2]" (or arm64 "Internal error: ... [#2]") on its
 		// own, after interleaved reports, is the second half of one of them.
-		if (rules[k].typ == InvalidOpcode || rules[k].typ == Oops) && !r.Corrupted && laterOops(lines[i].text) && anyInterleaved(reports) {
+		if (rules[k].typ == InvalidOpcode || rules[k].typ == Oops) && !r.Corrupted && laterOops(lines[i].text) && (st.interleaved || anyInterleaved(reports)) {
 			r.Corrupted, r.CorruptedReason = true, "interleaved: continues an earlier interleaved report"
 		}
 		r.complete = complete
@@ -316,7 +504,7 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 		if traceStart(strings.TrimSpace(text)) {
 			sawTrace = true
 		}
-		if endRe.MatchString(text) {
+		if strings.Contains(text, "---[ end") && endRe.MatchString(text) {
 			last, gap = j, 0
 			if strings.Contains(text, "end Kernel panic") {
 				return first, last, true, nested
@@ -324,7 +512,7 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 			sawEnd = true
 			continue
 		}
-		if shutdownRe.MatchString(text) {
+		if c := firstNonSpace(text); (c == 'r' || c == 'A' || c == 'R') && shutdownRe.MatchString(text) {
 			return first, last, true, nested
 		}
 		if isBody(text) {
@@ -410,7 +598,7 @@ func inTrace(ls []line) bool {
 	if !open {
 		return false
 	}
-	sm := frameRe.FindStringSubmatch(ls[len(ls)-1].text)
+	sm := frameLine(ls[len(ls)-1].text)
 	// arm64 traces have no closing line: one that ends in a task's first frame
 	// (user-space entry, kthread start, idle entry) is whole.
 	return sm != nil && !rootRe.MatchString(sm[4])
@@ -587,6 +775,9 @@ func cpuHeaders(ls []line) int {
 		if strings.HasPrefix(t, "NMI backtrace for cpu") {
 			break
 		}
+		if !strings.HasPrefix(t, "CPU: ") {
+			continue
+		}
 		if sm := cpuLineRe.FindStringSubmatch(t); sm != nil {
 			seen[sm[1]+"/"+sm[2]] = true
 		}
@@ -628,11 +819,13 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 	for _, l := range ls {
 		t := strings.TrimRight(l.text, " ")
 		trimmed := strings.TrimSpace(t)
-		if sm := cpuLineRe.FindStringSubmatch(trimmed); sm != nil && r.Kernel == "" && !inOther {
-			r.CPU, _ = strconv.Atoi(sm[1])
-			r.PID, _ = strconv.Atoi(sm[2])
-			r.Comm = sm[3]
-			r.Kernel = sm[4]
+		if r.Kernel == "" && !inOther && strings.HasPrefix(trimmed, "CPU: ") {
+			if sm := cpuLineRe.FindStringSubmatch(trimmed); sm != nil {
+				r.CPU, _ = strconv.Atoi(sm[1])
+				r.PID, _ = strconv.Atoi(sm[2])
+				r.Comm = sm[3]
+				r.Kernel = sm[4]
+			}
 		}
 		if strings.HasPrefix(trimmed, "NMI backtrace for cpu") && (len(fs) > 0 || traceDone) {
 			if inOther && other.Len() > 0 {
@@ -646,7 +839,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			other.WriteByte('\n')
 			continue
 		}
-		if sm := ripRe.FindStringSubmatch(trimmed); sm != nil {
+		if sm := ripLine(trimmed); sm != nil {
 			if strings.HasPrefix(trimmed, "RIP") {
 				r.Arch = "x86_64"
 			} else {
@@ -676,7 +869,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			}
 			continue
 		}
-		if sm := lrRe.FindStringSubmatch(trimmed); sm != nil && lr == nil && !traceDone {
+		if sm := lrLine(trimmed); sm != nil && lr == nil && !traceDone {
 			lr = &Frame{Func: sm[1], Module: sm[4]}
 			lr.Off, _ = strconv.ParseUint(sm[2], 16, 64)
 			lr.Size, _ = strconv.ParseUint(sm[3], 16, 64)
@@ -697,7 +890,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 		if !inTrace {
 			continue
 		}
-		if sm := frameRe.FindStringSubmatch(t); sm != nil {
+		if sm := frameLine(t); sm != nil {
 			f := Frame{Func: sm[4], Module: sm[7], Unreliable: sm[1] != "" || sm[3] != ""}
 			f.Off, _ = strconv.ParseUint(sm[5], 16, 64)
 			f.Size, _ = strconv.ParseUint(sm[6], 16, 64)
@@ -760,6 +953,90 @@ func withLR(fs []Frame, lr *Frame, faultSite bool) []Frame {
 	out := make([]Frame, 0, len(fs)+1)
 	out = append(out, fs[0], *lr)
 	return append(out, fs[1:]...)
+}
+
+// ripLine, lrLine and frameLine run their regexps only on lines that can match.
+func ripLine(t string) []string {
+	if !strings.HasPrefix(t, "RIP: ") && !strings.HasPrefix(t, "pc : ") && !strings.HasPrefix(t, "PC is at ") {
+		return nil
+	}
+	return ripRe.FindStringSubmatch(t)
+}
+
+func lrLine(t string) []string {
+	if !strings.HasPrefix(t, "lr : ") && !strings.HasPrefix(t, "LR is at ") {
+		return nil
+	}
+	return lrRe.FindStringSubmatch(t)
+}
+
+// frameLine is frameRe.FindStringSubmatch written out: it runs on every trace line.
+// TestFrameLine holds it to frameRe.
+func frameLine(t string) []string {
+	if !strings.Contains(t, "+0x") {
+		return nil
+	}
+	s := strings.TrimLeft(t, " \t\n\v\f\r")
+	var sm [8]string
+	if strings.HasPrefix(s, "? ") {
+		sm[1], s = "? ", s[2:]
+	}
+	if strings.HasPrefix(s, "[<") {
+		end := strings.Index(s, ">] ")
+		if end > 2 && isHex(s[2:end]) {
+			sm[2], s = s[2:end], s[end+3:]
+		}
+	}
+	if strings.HasPrefix(s, "? ") {
+		sm[3], s = "? ", s[2:]
+	}
+	i := 0
+	for i < len(s) && isNameByte(s[i]) {
+		i++
+	}
+	if i == 0 || !strings.HasPrefix(s[i:], "+0x") {
+		return nil
+	}
+	sm[4] = s[:i]
+	j := i + 3
+	k := j
+	for k < len(s) && isHexByte(s[k]) {
+		k++
+	}
+	if k == j || !strings.HasPrefix(s[k:], "/0x") {
+		return nil
+	}
+	sm[5] = s[j:k]
+	l := k + 3
+	m := l
+	for m < len(s) && isHexByte(s[m]) {
+		m++
+	}
+	if m == l {
+		return nil
+	}
+	sm[6] = s[l:m]
+	end := m
+	if strings.HasPrefix(s[m:], " [") {
+		n := m + 2
+		for n < len(s) && s[n] != ']' && s[n] != ' ' && s[n] != '\t' && s[n] != '\n' && s[n] != '\r' && s[n] != '\v' && s[n] != '\f' {
+			n++
+		}
+		if n < len(s) && s[n] == ']' && n > m+2 {
+			sm[7], end = s[m+2:n], n+1
+		}
+	}
+	sm[0] = t[:len(t)-len(s)+end] // s is a suffix of t
+	return sm[:]
+}
+
+func firstNonSpace(s string) byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] != ' ' && s[i] != '\t' {
+			return s[i]
+		}
+	}
+	return 0
 }
 
 var hexDumpRe = regexp.MustCompile(`^[0-9a-f]{4}:\s`)

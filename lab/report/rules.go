@@ -2,6 +2,7 @@ package report
 
 import (
 	"regexp"
+	"regexp/syntax"
 	"strings"
 )
 
@@ -45,6 +46,141 @@ type rule struct {
 	corrupted string
 	// normalizeTitle: the title is the start line's text with numbers replaced.
 	normalizeTitle bool
+	// lit is the literal text every match of start begins with (from the pattern), so
+	// matchStart runs the regexp only on lines that begin with it.
+	lit string
+	// needle is the longest literal every match contains, checked before the regexp.
+	needle string
+}
+
+// rulesByFirst lists, for each first byte of a line, the rules (in order) whose start
+// can match a line beginning with it: most console lines are rejected with one lookup.
+var rulesByFirst [256][]int
+
+func init() {
+	for i := range rules {
+		rules[i].lit = literalPrefix(rules[i].start.String())
+		rules[i].needle = longestLiteral(rules[i].start.String())
+		for b, ok := range firstBytes(rules[i].start.String()) {
+			if ok {
+				rulesByFirst[b] = append(rulesByFirst[b], i)
+			}
+		}
+	}
+}
+
+// firstBytes returns which bytes a match of pat can begin with.
+func firstBytes(pat string) (set [256]bool) {
+	all := func() {
+		for b := range set {
+			set[b] = true
+		}
+	}
+	r, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		all()
+		return set
+	}
+	prog, err := syntax.Compile(r.Simplify())
+	if err != nil {
+		all()
+		return set
+	}
+	seen := map[uint32]bool{}
+	var walk func(pc uint32)
+	walk = func(pc uint32) {
+		if seen[pc] {
+			return
+		}
+		seen[pc] = true
+		in := prog.Inst[pc]
+		switch in.Op {
+		case syntax.InstAlt, syntax.InstAltMatch:
+			walk(in.Out)
+			walk(in.Arg)
+		case syntax.InstCapture, syntax.InstNop, syntax.InstEmptyWidth:
+			walk(in.Out)
+		case syntax.InstRune, syntax.InstRune1:
+			if syntax.Flags(in.Arg)&syntax.FoldCase != 0 {
+				all()
+				return
+			}
+			for j := 0; j+1 < len(in.Rune) || in.Op == syntax.InstRune1 && j == 0; j += 2 {
+				lo, hi := in.Rune[j], in.Rune[j]
+				if in.Op == syntax.InstRune && j+1 < len(in.Rune) {
+					hi = in.Rune[j+1]
+				}
+				for c := lo; c <= hi && c < 256; c++ {
+					set[c] = true
+				}
+				if hi >= 128 {
+					for c := 128; c < 256; c++ {
+						set[c] = true
+					}
+				}
+				if in.Op == syntax.InstRune1 {
+					break
+				}
+			}
+		default: // any rune, or an empty match
+			all()
+		}
+	}
+	walk(uint32(prog.Start))
+	return set
+}
+
+// longestLiteral returns the longest literal string of the pattern's top-level
+// sequence: text every match contains.
+func longestLiteral(pat string) string {
+	r, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	r = r.Simplify()
+	best := ""
+	consider := func(x *syntax.Regexp) {
+		if x.Op == syntax.OpLiteral && x.Flags&syntax.FoldCase == 0 && len(string(x.Rune)) > len(best) {
+			best = string(x.Rune)
+		}
+	}
+	if r.Op == syntax.OpConcat {
+		for _, x := range r.Sub {
+			consider(x)
+		}
+	} else {
+		consider(r)
+	}
+	return best
+}
+
+// literalPrefix returns the literal text an anchored pattern begins with.
+func literalPrefix(pat string) string {
+	if !strings.HasPrefix(pat, "^") {
+		return ""
+	}
+	var b strings.Builder
+	for i := 1; i < len(pat); i++ {
+		c := pat[i]
+		switch {
+		case c == '\\' && i+1 < len(pat) && strings.IndexByte(`.[]()+*?{}|^$\\`, pat[i+1]) >= 0:
+			i++
+			c = pat[i]
+		case strings.IndexByte(`.[]()+*?{}|^$\\`, c) >= 0:
+			return trimOptional(b.String(), pat, i)
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// trimOptional drops the last literal byte when the quantifier at pat[i] makes it
+// optional or repeated ("\\.?", "s*").
+func trimOptional(lit, pat string, i int) string {
+	if len(lit) > 0 && strings.IndexByte("?*{", pat[i]) >= 0 {
+		return lit[:len(lit)-1]
+	}
+	return lit
 }
 
 const fn = `([A-Za-z0-9_.$]+)` // a function name in a start line
