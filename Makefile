@@ -59,6 +59,7 @@ test: vet build ci-kernel
 	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -timeout 80m -count=1 ./...
 
 bench: build ci-kernel
+	REPROLAB_TEST_POSTGRES=$${REPROLAB_TEST_POSTGRES:-$$(images/test-postgres.sh)} \
 	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 clean:
