@@ -62,7 +62,10 @@ type Error struct {
 	Patch string
 	File  string // file in the tree, when known
 	Hunk  string // the @@ header, when known
-	Msg   string
+	// Func is the function the hunk header names (git diff's "@@ … @@ func(" context),
+	// when known: often the fastest clue that a patch was written for another version.
+	Func string
+	Msg  string
 }
 
 func (e *Error) Error() string {
@@ -73,7 +76,28 @@ func (e *Error) Error() string {
 	if e.Hunk != "" {
 		s += ": hunk " + e.Hunk
 	}
+	if e.Func != "" {
+		s += " in " + e.Func + "()"
+	}
 	return s + ": " + e.Msg
+}
+
+var funcRe = regexp.MustCompile(`([A-Za-z_]\w*)\s*\(`)
+
+// hunkFunc names the function of a hunk's header context, "" when there is none.
+func hunkFunc(h *gitdiff.TextFragment) string {
+	if m := funcRe.FindStringSubmatch(h.Comment); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// absentFunc is "; this tree has no f()" when the file lacks the hunk's function.
+func absentFunc(file []byte, f string) string {
+	if f == "" || regexp.MustCompile(`\b`+regexp.QuoteMeta(f)+`\s*\(`).Match(file) {
+		return ""
+	}
+	return "; this tree has no " + f + "() (was the patch written for another kernel version?)"
 }
 
 func (e *Error) BadInput() bool { return true }
@@ -178,6 +202,7 @@ func parseMessage(src string, msg []byte) (*Patch, error) {
 				break
 			}
 			hdr := len(sec)
+			comment := strings.TrimPrefix(lines[j], m[0]) // the function context, kept when counts are fixed
 			sec = append(sec, lines[j])
 			oldN, newN := count(m[2]), count(m[4])
 			oldSeen, newSeen := 0, 0
@@ -190,7 +215,7 @@ func parseMessage(src string, msg []byte) (*Patch, error) {
 					// whitespace). Fix the counts to what is there; Apply
 					// places such a hunk by its non-blank lines.
 					p.Mangled = true
-					sec[hdr] = fmt.Sprintf("@@ -%s,%d +%s,%d @@", m[1], oldSeen, m[3], newSeen)
+					sec[hdr] = fmt.Sprintf("@@ -%s,%d +%s,%d @@%s", m[1], oldSeen, m[3], newSeen, comment)
 					oldN, newN = 0, 0
 					break
 				}
@@ -408,7 +433,11 @@ func explain(dir string, p *Patch, out string) error {
 				continue
 			}
 			e.Hunk = fmt.Sprintf("@@ -%d,%d +%d,%d @@", h.OldPosition, h.OldLines, h.NewPosition, h.NewLines)
+			e.Func = hunkFunc(h)
 			e.Msg = firstMismatch(filepath.Join(dir, e.File), h, p.Mangled)
+			if data, err := os.ReadFile(filepath.Join(dir, e.File)); err == nil {
+				e.Msg += absentFunc(data, e.Func)
+			}
 		}
 	}
 	return e
@@ -473,7 +502,8 @@ func applyLoose(dir string, p *Patch) error {
 				}
 			}
 			if best < 0 {
-				return &Error{Patch: p.Source, File: f.OldName, Hunk: hunk, Msg: looseMismatch(lines, want, h)}
+				fn := hunkFunc(h)
+				return &Error{Patch: p.Source, File: f.OldName, Hunk: hunk, Func: fn, Msg: looseMismatch(lines, want, h) + absentFunc(data, fn)}
 			}
 			var out []string
 			k := best

@@ -10,7 +10,6 @@ import (
 )
 
 const (
-	seed     = "../../../../shared/seeds/000_8f558342971f30a6.txt"
 	v411Repo = "/work/.mirror/HCLS+linux-4.11/repo"
 	v411     = "93c10f52"
 	v413Repo = "/work/.mirror/kinmax+linux-4.13.19/repo"
@@ -89,9 +88,100 @@ func TestMboxOrderMatters(t *testing.T) {
 	}
 }
 
+// stageGit stages real kernel files of one commit from a local repository, or skips.
+func stageGit(t *testing.T, repo, commit string, paths ...string) string {
+	t.Helper()
+	files := map[string]string{}
+	for _, p := range paths {
+		out, err := exec.Command("git", "-C", repo, "show", commit+":"+p).Output()
+		if err != nil {
+			t.Skipf("kernel tree %s not available here (%v): the apply half of this test needs it", repo, err)
+		}
+		files[p] = string(out)
+	}
+	return stage(t, files)
+}
+
+var fixFiles = []string{"include/linux/memcontrol.h", "mm/memcontrol.c", "mm/page-writeback.c"}
+
+// The repository's own mails: the shipped v4.11 fix backport as git format-patch wrote it,
+// and a reply to it from a web archive of the thread — prose, quoted text, an inline debug
+// diff whose whitespace the archive destroyed, the message on the page twice.
+func TestOwnThread(t *testing.T) {
+	fix, err := Load("testdata/fix-backport-v4.11.patch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fix) != 1 || fix[0].Mangled || strings.Join(fix[0].Paths(), " ") != strings.Join(fixFiles, " ") ||
+		!strings.Contains(fix[0].Subject, "fix NULL pointer crash in") {
+		t.Fatalf("fix: want one clean patch of %v, got %d: %+v", fixFiles, len(fix), fix)
+	}
+	shipped, err := Load("../../../reproducers/memcg-writeback-null/patches/0001-mm-memcontrol-fix-NULL-pointer-crash-in-test_clear_page_writeback-v4.11.patch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shipped[0].Text) != string(fix[0].Text) {
+		t.Errorf("testdata/fix-backport-v4.11.patch is not the shipped backport's diff")
+	}
+	reply, err := Load("testdata/reply-debug-diff.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reply) != 1 || !reply[0].Mangled || len(reply[0].Files) != 1 || len(reply[0].Files[0].TextFragments) != 1 {
+		t.Fatalf("reply: want one mangled patch with one hunk (the second copy dropped), got %d: %+v", len(reply), reply)
+	}
+	if got := reply[0].Paths(); len(got) != 1 || got[0] != "mm/page-writeback.c" {
+		t.Errorf("reply paths %v", got)
+	}
+	if !strings.HasPrefix(reply[0].Subject, "Re: [PATCH] mm: memcontrol") {
+		t.Errorf("reply subject %q", reply[0].Subject)
+	}
+
+	t.Run("v4.11", func(t *testing.T) {
+		// The fix and the debug diff on top apply to v4.11, and the debug lines land in
+		// test_clear_page_writeback(), indented like the line after them (the archive lost
+		// the real indentation; C does not mind)...
+		dir := stageGit(t, v411Repo, v411, fixFiles...)
+		if err := Apply(context.Background(), dir, append(fix, reply...)); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, filepath.Join(dir, "mm/page-writeback.c")); !strings.Contains(got, "\tif (ret) {\n\t\tif (memcg && !READ_ONCE(page->mem_cgroup))\n\t\ttrace_printk(") {
+			t.Errorf("debug lines not placed at the top of the if (ret) block")
+		}
+		// ...but the debug diff alone does not: it was written on top of the fix. The
+		// error names the file, the hunk, its function and the first line that differs.
+		dir = stageGit(t, v411Repo, v411, fixFiles...)
+		before := read(t, filepath.Join(dir, "mm/page-writeback.c"))
+		err := Apply(context.Background(), dir, append(fix[:0:0], reply...))
+		e, ok := err.(*Error)
+		if !ok || e.File != "mm/page-writeback.c" || e.Hunk != "@@ -2762,6 +2762,8 @@" || e.Func != "test_clear_page_writeback" ||
+			!strings.Contains(e.Msg, `the patch expects "* memcg pinned above instead of page->mem_cgroup."`) {
+			t.Fatalf("got %v", err)
+		}
+		if read(t, filepath.Join(dir, "mm/page-writeback.c")) != before {
+			t.Errorf("a failed apply changed the tree")
+		}
+		t.Log(err)
+	})
+}
+
+// seedPath is the linux-mm thread the project started from, in ../shared beside the
+// repository or $REPROLAB_SHARED (a clone alone does not have it).
+func seedPath() string {
+	shared := "../../../../shared"
+	if d := os.Getenv("REPROLAB_SHARED"); d != "" {
+		shared = d
+	}
+	return filepath.Join(shared, "seeds", "000_8f558342971f30a6.txt")
+}
+
 // The seed thread is a web page of a mail thread: its diff lost every leading
 // space and tab, and the page holds the message twice.
 func TestSeedThread(t *testing.T) {
+	seed := seedPath()
+	if _, err := os.Stat(seed); err != nil {
+		t.Skipf("the seed thread is not here (%v): shared/ is not beside this clone; TestOwnThread covers the same forms", err)
+	}
 	ps, err := Load(seed)
 	if err != nil {
 		t.Fatal(err)
@@ -106,23 +196,29 @@ func TestSeedThread(t *testing.T) {
 		t.Errorf("subject %q", ps[0].Subject)
 	}
 
-	// It was written against v4.13-rc: it applies to v4.13.9...
-	dir := fromGit(t, v413Repo, v4139, "include/linux/memcontrol.h")
-	if err := Apply(context.Background(), dir, ps); err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(read(t, filepath.Join(dir, "include/linux/memcontrol.h")), "VM_BUG_ON_PAGE(!page_count(page), page);"); n != 2 {
-		t.Errorf("%d VM_BUG_ON_PAGE lines added, want 2", n)
-	}
-
-	// ...and not to v4.11, which has no __mod_lruvec_page_state().
-	dir = fromGit(t, v411Repo, v411, "include/linux/memcontrol.h")
-	err = Apply(context.Background(), dir, ps)
-	e, ok := err.(*Error)
-	if !ok || e.File != "include/linux/memcontrol.h" || e.Hunk != "@@ -599,5 +599,6 @@" || !strings.Contains(e.Msg, `first mismatch at line 600: the patch expects "struct mem_cgroup_per_node *pn;"`) {
-		t.Fatalf("got %v", err)
-	}
-	t.Log(err)
+	t.Run("v4.13.9", func(t *testing.T) {
+		// It was written against v4.13-rc: it applies to v4.13.9...
+		dir := stageGit(t, v413Repo, v4139, "include/linux/memcontrol.h")
+		if err := Apply(context.Background(), dir, ps); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(read(t, filepath.Join(dir, "include/linux/memcontrol.h")), "VM_BUG_ON_PAGE(!page_count(page), page);"); n != 2 {
+			t.Errorf("%d VM_BUG_ON_PAGE lines added, want 2", n)
+		}
+	})
+	t.Run("v4.11", func(t *testing.T) {
+		// ...and not to v4.11, which has no __mod_lruvec_page_state(): the error says so,
+		// with the file, the hunk and the first line that differs.
+		dir := stageGit(t, v411Repo, v411, "include/linux/memcontrol.h")
+		err := Apply(context.Background(), dir, ps)
+		e, ok := err.(*Error)
+		if !ok || e.File != "include/linux/memcontrol.h" || e.Hunk != "@@ -599,5 +599,6 @@" || e.Func != "__mod_lruvec_page_state" ||
+			!strings.Contains(e.Msg, `first mismatch at line 600: the patch expects "struct mem_cgroup_per_node *pn;"`) ||
+			!strings.Contains(e.Error(), "in __mod_lruvec_page_state()") || !strings.Contains(e.Msg, "this tree has no __mod_lruvec_page_state()") {
+			t.Fatalf("got %v", err)
+		}
+		t.Log(err)
+	})
 }
 
 func TestBad(t *testing.T) {
