@@ -158,13 +158,13 @@ func (b *bisection) verifyRevert(ctx context.Context, st *bisect.State, rep *Rep
 	}
 	group := "revert-" + rep.Culprit.Hash
 	need := st.StepHours() * 3600
+	maxEnd := b.prob.MaxEndSeconds
+	if maxEnd <= 0 {
+		maxEnd = 50 * b.prob.RunSeconds // lab/bisect's default for the crashing end
+	}
 	clean := 0.0
 	for ctx.Err() == nil {
-		if !b.o.Fix && clean >= need {
-			rc.Verdict = "clean"
-			return rc
-		}
-		if b.o.Fix && rc.LoopMinutes*60 >= b.prob.MaxEndSeconds && b.prob.MaxEndSeconds > 0 {
+		if (!b.o.Fix && clean >= need) || (b.o.Fix && rc.LoopMinutes*60 >= maxEnd) {
 			rc.Verdict = "clean"
 			return rc
 		}
