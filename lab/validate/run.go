@@ -33,6 +33,10 @@ type Options struct {
 	Params  Params
 	// TrialDuration caps one trial's loop (default: the reproducer's budget.duration).
 	TrialDuration time.Duration
+	// TrialIterations overrides the reproducer's iteration cap per trial (0: the spec's):
+	// a reproducer made for one-shot runs would otherwise end trials long before the
+	// loop time the decision planned.
+	TrialIterations int
 	// Jobs is how many guests run at once (default 1).
 	Jobs int
 	// RateHint is a baseline rate per loop-hour known from before (a matrix, an earlier

@@ -115,7 +115,7 @@ func (s *scheduler) run(p planned) error {
 	for attempt := 1; ; attempt++ {
 		rec, err := e.Trial(p.r.ctx, s.o.CampaignID(), campaign.Trial{
 			ID: p.id, Group: group(p.side, p.r.arch), Attempt: attempt, Build: b, Repro: s.o.Repro,
-			Cmdline: s.o.Cmdline, Duration: secondsDuration(p.secs),
+			Cmdline: s.o.Cmdline, Duration: secondsDuration(p.secs), Iterations: s.o.TrialIterations,
 		})
 		if err != nil && p.r.ctx.Err() != nil && !fault.IsInput(err) {
 			// Cancelled at the arch's verdict or by Ctrl-C: nothing may stay recorded (a
