@@ -140,6 +140,11 @@ type Engine struct {
 	// Build and Run default to kbuild.Build and repro.Run (tests substitute fakes).
 	Build func(context.Context, kbuild.Spec) (*kbuild.Result, error)
 	Run   func(context.Context, repro.Config) (*repro.Result, error)
+	// Remote, when set, runs trials elsewhere instead of here (lab/fleet: enqueued for
+	// workers on a shared database): Trial hands the trial over and returns its finished
+	// run, or (nil, nil) when ctx ends first. Resume then leaves runs in progress alone:
+	// they are the workers'.
+	Remote func(ctx context.Context, campaignID string, t Trial) (*store.Run, error)
 }
 
 func (e *Engine) progress() io.Writer {
@@ -336,6 +341,12 @@ func (e *Engine) Trial(ctx context.Context, campaignID string, t Trial) (*store.
 	if err != nil {
 		return nil, fault.Inputf("trial %s: %v", t.ID, err)
 	}
+	if e.Remote != nil {
+		if t.Dir == "" {
+			t.Dir = t.dir(campaignID)
+		}
+		return e.Remote(ctx, campaignID, t)
+	}
 	rel := t.dir(campaignID)
 	dir := filepath.Join(e.ResultsDir, rel)
 	if err := os.RemoveAll(dir); err != nil {
@@ -419,6 +430,9 @@ func (e *Engine) Resume(ctx context.Context, campaignID string) (finished []stor
 		if r.State == store.Finished {
 			finished = append(finished, r)
 			continue
+		}
+		if e.Remote != nil {
+			continue // a worker's, in progress (or a dead worker's: its successor redoes it)
 		}
 		if err := e.Store.DiscardRun(ctx, campaignID, r.ID, r.Attempt); err != nil {
 			return nil, discarded, err

@@ -333,3 +333,57 @@ func Wait(ctx context.Context, st *store.Store, campaignID string, ids map[strin
 		}
 	}
 }
+
+// Remote runs an engine's trials on workers (campaign.Engine.Remote): each trial is
+// enqueued (once: a resumed driver asking again finds the same job) and followed until
+// its run is finished, which is returned as if it had run here. Validations and
+// bisections get the fleet this way without knowing of it.
+func Remote(q *queue.Queue, st *store.Store, accel qemu.Accel, poll time.Duration) func(context.Context, string, campaign.Trial) (*store.Run, error) {
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	return func(ctx context.Context, cid string, t campaign.Trial) (*store.Run, error) {
+		jobs, _, err := Jobs(cid, accel, []campaign.Trial{t})
+		if err != nil {
+			return nil, err
+		}
+		id, err := q.EnqueueTrial(ctx, jobs[0])
+		if err != nil {
+			return nil, err
+		}
+		for {
+			r, err := st.Run(ctx, cid, t.ID, t.Attempt)
+			if err != nil && ctx.Err() == nil {
+				return nil, err
+			}
+			if r != nil && r.State == store.Finished {
+				return finishedRun(ctx, st, cid, t)
+			}
+			if ended, why, err := q.Ended(ctx, id); err == nil && ended {
+				if strings.HasPrefix(why, "cancelled") {
+					return nil, fault.Inputf("trial %s: a worker refused it: %s", t.ID, why)
+				}
+				return nil, fault.Infraf("trial %s: workers gave up on it: %s", t.ID, why)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, nil // interrupted here; the job goes on, and a resume finds it
+			case <-time.After(poll):
+			}
+		}
+	}
+}
+
+// finishedRun reads a finished run with its crashes.
+func finishedRun(ctx context.Context, st *store.Store, cid string, t campaign.Trial) (*store.Run, error) {
+	runs, err := st.Runs(ctx, cid)
+	if err != nil {
+		return nil, err
+	}
+	for i := range runs {
+		if runs[i].ID == t.ID && runs[i].Attempt == t.Attempt {
+			return &runs[i], nil
+		}
+	}
+	return nil, fault.Infraf("trial %s: its finished run vanished from %s", t.ID, st.Location)
+}

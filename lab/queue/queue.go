@@ -323,6 +323,33 @@ func (q *Queue) Enqueue(ctx context.Context, trials []TrialArgs, builds []BuildA
 	return n, nil
 }
 
+// EnqueueTrial inserts one trial (or finds it already queued) and returns its job id.
+func (q *Queue) EnqueueTrial(ctx context.Context, t TrialArgs) (int64, error) {
+	res, err := q.client.Insert(ctx, t, nil)
+	if err != nil {
+		return 0, fault.Infraf("enqueue on %s: %w", q.st.Location, err)
+	}
+	return res.Job.ID, nil
+}
+
+// Ended says whether a job is over without success: cancelled (bad input: not retried)
+// or discarded (out of attempts), with its last error. A running, waiting or completed
+// job is not ended.
+func (q *Queue) Ended(ctx context.Context, id int64) (bool, string, error) {
+	j, err := q.client.JobGet(ctx, id)
+	if err != nil {
+		return false, "", fault.Infraf("job %d on %s: %w", id, q.st.Location, err)
+	}
+	if j.State != rivertype.JobStateCancelled && j.State != rivertype.JobStateDiscarded {
+		return false, "", nil
+	}
+	msg := string(j.State)
+	if n := len(j.Errors); n > 0 {
+		msg += ": " + j.Errors[n-1].Error
+	}
+	return true, msg, nil
+}
+
 // Start starts working (a worker) and the heartbeat that status shows.
 func (q *Queue) Start(ctx context.Context) error {
 	if err := q.client.Start(ctx); err != nil {
