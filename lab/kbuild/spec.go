@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/reprolab/reprolab/lab/kbuild/source"
+	"github.com/reprolab/reprolab/lab/spec"
 )
 
 // Spec is everything that decides a kernel build. A YAML kernel spec file
@@ -54,6 +55,9 @@ func LoadSpec(path string) (*Spec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &InputError{Msg: fmt.Sprintf("kernel spec: %v", err)}
+	}
+	if err := spec.CheckText(data); err != nil {
+		return nil, &InputError{Msg: fmt.Sprintf("kernel spec %s: %v", path, err)}
 	}
 	var s Spec
 	dec := yaml.NewDecoder(bytes.NewReader(data))

@@ -36,7 +36,14 @@ func BuildReport(ctx context.Context, st *store.Store, matrix, resultsDir string
 		for _, m := range ms {
 			names = append(names, m.Name)
 		}
-		return nil, bad("no matrix %q in %s (it has: %s)", matrix, st.Location, strings.Join(names, ", "))
+		switch {
+		case contains(names, matrix):
+			// Started, but no cell recorded yet (interrupted while building, say).
+			return nil, bad("matrix %q in %s has no cells recorded yet: run the matrix again to go on", matrix, st.Location)
+		case len(names) == 0:
+			return nil, bad("no matrix %q in %s: it holds no matrices yet", matrix, st.Location)
+		}
+		return nil, bad("no matrix %q in %s%s (it has: %s)", matrix, st.Location, didYouMean(matrix, names), strings.Join(names, ", "))
 	}
 	runs, err := st.Runs(ctx, cid)
 	if err != nil {

@@ -171,6 +171,9 @@ func Load(path string) (*Spec, error) {
 	if err != nil {
 		return nil, bad("matrix spec: %v (give a matrix.yaml or a folder holding one)", err)
 	}
+	if err := spec.CheckText(data); err != nil {
+		return nil, bad("matrix spec %s: %v", path, err)
+	}
 	var s Spec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

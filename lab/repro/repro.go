@@ -358,7 +358,7 @@ func (r *run) buildImage(ctx context.Context) (string, ssh.PublicKey, ssh.Signer
 		Progress: r.progressWriter(),
 	})
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("initramfs: %w", err)
+		return "", nil, nil, err // lab/image's errors say "initramfs: " themselves
 	}
 	signer, err := guest.NewKey()
 	if err != nil {

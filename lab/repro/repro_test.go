@@ -219,3 +219,24 @@ func tailFile(dir, name string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// An image failure says "initramfs:" once (lab/image's errors carry the prefix already).
+func TestImageErrorNotDoubled(t *testing.T) {
+	dir := t.TempDir()
+	bz := make([]byte, 4096)
+	copy(bz[0x202:], "HdrS")
+	kernel := filepath.Join(dir, "bzImage")
+	if err := os.WriteFile(kernel, bz, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Config{
+		Arch: qemu.X86_64, Kernel: kernel, QEMUBinary: "true",
+		Repro: loadSpec(t, "testdata/sysrq-crash.yaml"), ResultsDir: t.TempDir(), CacheDir: "",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != InfraError || !strings.Contains(res.Error, "initramfs: CacheDir is empty") || strings.Contains(res.Error, "initramfs: initramfs:") {
+		t.Fatalf("outcome %s, error %q; want one infra error saying initramfs: once", res.Outcome, res.Error)
+	}
+}

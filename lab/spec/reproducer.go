@@ -359,6 +359,12 @@ func LoadReproducer(path string) (*Reproducer, error) {
 
 // ParseReproducer decodes a spec strictly (unknown keys are errors) and validates it.
 func ParseReproducer(data []byte) (*Reproducer, error) {
+	if err := CheckText(data); err != nil {
+		if errors.Is(err, errEmpty) {
+			err = fmt.Errorf("%w: a reproducer spec needs at least name, run and budget", err)
+		}
+		return nil, err
+	}
 	var r Reproducer
 	if err := decodeStrict(data, &r); err != nil {
 		return nil, err

@@ -86,6 +86,9 @@ func Load(path string) (*Spec, error) {
 
 // Parse is Load on bytes.
 func Parse(path string, data []byte) (*Spec, error) {
+	if err := spec.CheckText(data); err != nil {
+		return nil, &Error{Probe: path, Msg: err.Error()}
+	}
 	s := &Spec{Path: path, Raw: data}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
