@@ -386,8 +386,8 @@ func (d *Decision) shortfall() string {
 	if math.IsInf(need, 1) {
 		return "budget spent before the baseline's rate was measured"
 	}
-	return fmt.Sprintf("clean, not yet conclusive (confidence %.0f%%, needs %.2f h more): raise --budget",
-		100*d.Confidence(), math.Max(0, need-d.Cand.LoopHours))
+	return fmt.Sprintf("clean, not yet conclusive (confidence %s, needs %s h more): raise --budget",
+		verdict.Percent(d.Confidence()), verdict.Hours(math.Max(0, need-d.Cand.LoopHours)))
 }
 
 func (d *Decision) decide(v Verdict, why string) {

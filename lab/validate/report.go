@@ -15,6 +15,7 @@ import (
 	"github.com/reprolab/reprolab/lab/kbuild/patch"
 	"github.com/reprolab/reprolab/lab/kbuild/source"
 	"github.com/reprolab/reprolab/lab/stats"
+	"github.com/reprolab/reprolab/lab/verdict"
 )
 
 // Report is a validation's outcome: validation.json as written.
@@ -253,7 +254,7 @@ func (r *Report) Markdown() string {
 		if a.NeedHours != nil {
 			need = fmt.Sprintf("%.2f h", *a.NeedHours)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f%% | %d / %.2f h, %s | %d / %.2f h, %s | %s | %d (%d) + %d (%d) |\n", a.Arch, a.Verdict, 100*a.Confidence,
+		fmt.Fprintf(&b, "| %s | %s | %s | %d / %.2f h, %s | %d / %.2f h, %s | %s | %d (%d) + %d (%d) |\n", a.Arch, a.Verdict, verdict.Percent(a.Confidence),
 			a.Baseline.Crashes, a.Baseline.LoopHours, rateText(a.Baseline), a.Candidate.Crashes+a.Candidate.Other, a.Candidate.LoopHours, rateText(a.Candidate),
 			need, a.Baseline.Runs, a.Baseline.InfraErrors, a.Candidate.Runs, a.Candidate.InfraErrors)
 	}
@@ -308,7 +309,7 @@ func (r *Report) Reply() string {
 			a.Arch, a.Baseline.Crashes, a.Baseline.LoopHours, rateText(a.Baseline))
 		switch a.Verdict {
 		case Fixed:
-			fmt.Fprintf(&b, "it looped %.2f h without a crash: fixed with %.3g%% confidence.", a.Candidate.LoopHours, 100*a.Confidence)
+			fmt.Fprintf(&b, "it looped %.2f h without a crash: fixed with %s confidence.", a.Candidate.LoopHours, verdict.Percent(a.Confidence))
 		case NotFixed:
 			fmt.Fprintf(&b, "it still crashed the same way after %.2f h (%d crashes, %s): not fixed.", a.Candidate.LoopHours, a.Candidate.Crashes, rateText(a.Candidate))
 		case Changed:
