@@ -102,7 +102,7 @@ func (b *builder) collect(pristine, tree, out, key, logPath string, touched []st
 		Source: map[string]string{"kind": b.src.Kind, "id": b.src.ID},
 		Base:   b.spec.Base, Toolchain: b.toolchain, Durations: b.durations, Compiled: compiled,
 		CmdlineParams: b.params, Warnings: b.warnings, Built: time.Now().UTC(),
-		Host:          map[string]string{"goos": runtime.GOOS, "goarch": runtime.GOARCH, "jobs": fmt.Sprint(b.spec.Jobs)},
+		Host:          map[string]string{"goos": runtime.GOOS, "goarch": runtime.GOARCH, "jobs": fmt.Sprint(b.spec.Jobs), "ccache": fmt.Sprint(b.ccache != "")},
 		ConfigOptions: b.optionLines(),
 		Artifacts:     map[string]string{},
 	}

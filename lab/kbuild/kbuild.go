@@ -115,6 +115,9 @@ type builder struct {
 	params    []string
 	toolchain map[string]string
 	warnings  []string
+	// ccache is the ccache binary a kept tree compiles through ("" for none). It is not
+	// part of any key: ccache returns the objects the compiler would have made.
+	ccache string
 }
 
 func (b *builder) phase(name string, start time.Time) {
@@ -155,6 +158,15 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	}
 	if err := b.readToolchain(ctx); err != nil {
 		return nil, err
+	}
+	// A kept tree moves back and forth between nearby commits (bisection steps, a
+	// validation's baseline and candidate): ccache turns a header that changed and changed
+	// back into cache hits. Only kept trees use it: switching CC on an existing tree would
+	// change every object's command line and rebuild it all once.
+	if s.Tree != "" && os.Getenv("REPROLAB_NO_CCACHE") == "" {
+		if _, err := exec.LookPath("ccache"); err == nil {
+			b.ccache = "ccache"
+		}
 	}
 	b.prog.phase("source", "")
 	src, err := source.Resolve(ctx, s.Source, s.CacheDir)

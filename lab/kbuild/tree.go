@@ -246,6 +246,9 @@ func (b *builder) makeArgs(src, obj string, targets ...string) []string {
 	if b.ai.cross != "" {
 		args = append(args, "CROSS_COMPILE="+b.ai.cross)
 	}
+	if b.ccache != "" {
+		args = append(args, "CC="+b.ccache+" "+b.ai.cross+"gcc")
+	}
 	return append(args, targets...)
 }
 
