@@ -2,8 +2,11 @@ package validate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -171,7 +174,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	e := o.Engine
 	cid := o.CampaignID()
-	if err := e.Open(ctx, campaign.Campaign{ID: cid, Kind: campaign.Validate, Name: o.Name, SpecPath: o.Repro.Path}); err != nil {
+	sum := o.inputsHash()
+	if err := o.sameInputs(ctx, sum); err != nil {
+		return nil, err
+	}
+	if err := e.Open(ctx, campaign.Campaign{ID: cid, Kind: campaign.Validate, Name: o.Name, SpecPath: o.Repro.Path, SpecSHA256: sum}); err != nil {
 		return nil, err
 	}
 	lock, err := e.Lock(cid)
@@ -208,6 +215,50 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// inputsHash covers what the recorded runs are evidence about: the reproducer, the
+// kernel's source, config and probes, the command line and every patch's content.
+func (o *Options) inputsHash() string {
+	h := sha256.New()
+	k := o.Kernel
+	src := ""
+	if k.Source != nil {
+		src = describe(k.Source)
+	}
+	fmt.Fprintf(h, "validate-v1\n%s\n%s\n%s\n%v\n%v\n%v\n%v\n", o.Repro.Path, src, k.Base, k.Fragments, k.Patches, o.Cmdline, o.Params.Expect)
+	for _, p := range append(append([]string(nil), k.Probes...), o.Patches...) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			// lab/kbuild names an unreadable probe or patch in its own error, later.
+			fmt.Fprintf(h, "unreadable:%s\n", p)
+			continue
+		}
+		fmt.Fprintf(h, "%d:%s\n", len(data), data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sameInputs refuses to resume a validation whose runs were made with other inputs:
+// they would be counted as evidence about kernels that are not the ones built now.
+func (o *Options) sameInputs(ctx context.Context, sum string) error {
+	cs, err := o.Engine.Store.Campaigns(ctx, string(campaign.Validate))
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.ID != o.CampaignID() || c.SpecSHA256 == "" || c.SpecSHA256 == sum {
+			continue
+		}
+		runs, err := o.Engine.Store.Runs(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if len(runs) > 0 {
+			return fault.Inputf("validation %q already has %d runs made with other inputs (patches, kernel, probes or command line changed): give another --name to start afresh", o.Name, len(runs))
+		}
+	}
+	return nil
 }
 
 // kernel is the baseline or candidate kernel of an arch.

@@ -201,6 +201,13 @@ func TestResume(t *testing.T) {
 	if rep.Verdict != Fixed || len(after) <= len(before) {
 		t.Fatalf("resumed: %q with %d runs (had %d)", rep.Verdict, len(after), len(before))
 	}
+	// Resuming with another patch under the same name is refused: the runs kept are
+	// evidence about the other candidate.
+	o := l.options(t, Params{Confidence: 0.99})
+	o.Patches = []string{"testdata/ci-noop.patch"}
+	if _, err := Run(context.Background(), o); !fault.IsInput(err) || !strings.Contains(err.Error(), "made with other inputs") {
+		t.Errorf("resume with another patch: %v", err)
+	}
 	runs := 0
 	for _, a := range rep.Arches {
 		runs += a.Baseline.Runs + a.Baseline.InfraErrors + a.Candidate.Runs + a.Candidate.InfraErrors
