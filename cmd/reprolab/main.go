@@ -31,6 +31,7 @@ var commands = []func() *cobra.Command{
 	newMatrixCmd,
 	newValidateCmd,
 	newBisectCmd,
+	newNightlyCmd,
 	newReportCmd,
 	newServeCmd,
 	newDoctorCmd,

@@ -153,7 +153,7 @@ func (x *Bisection) Run(ctx context.Context, e *campaign.Engine) (*Report, error
 	b, rep := x.b, x.rep
 	b.o.Engine = e
 	if b.o.TreeDir == "" {
-		b.o.TreeDir = filepath.Join(e.CacheDir, "bisect", "trees", b.tree)
+		b.o.TreeDir = TreeDir(e.CacheDir, b.o.Kernel)
 	}
 	o := b.o
 	if err := e.Open(ctx, campaign.Campaign{ID: b.id, Kind: campaign.Bisect, Name: rep.Name, SpecPath: o.Repro.Path}); err != nil {
@@ -264,6 +264,23 @@ func (b *bisection) resolve(ctx context.Context) (*Report, error) {
 		Commits: len(b.commits), Target: b.prob.Confidence, terms: terms, builds: map[string]bool{}, commitInfo: map[string]vcs.Commit{}}, nil
 }
 
+// TreeDir is the kept work tree of an arch and config under a cache folder: a nightly's
+// build of a new head and the bisection after it share it, so the bisection's first
+// steps are incremental too.
+func TreeDir(cacheDir string, k campaign.Kernel) string {
+	return filepath.Join(cacheDir, "bisect", "trees", treeName(k))
+}
+
+// KernelAt is the kernel template k at commit hash, built from the kept tree treeDir
+// (moved there by the caller with vcs Checkout).
+func KernelAt(k campaign.Kernel, treeDir, hash string) campaign.Kernel {
+	k.Source = &source.Source{Dir: treeDir}
+	k.Name = hash
+	k.Key = k.Arch + "_" + hash[:12]
+	k.Tree = treeName(k)
+	return k
+}
+
 // treeName names the kept tree of an arch and config: commits built with the same
 // config share it, whatever the bisection.
 func treeName(k campaign.Kernel) string {
@@ -339,12 +356,7 @@ func title(r store.Run) string {
 
 // kernel is the template at one commit.
 func (b *bisection) kernel(hash string) campaign.Kernel {
-	k := b.o.Kernel
-	k.Source = &source.Source{Dir: b.o.TreeDir}
-	k.Name = hash
-	k.Key = k.Arch + "_" + hash[:12]
-	k.Tree = b.tree
-	return k
+	return KernelAt(b.o.Kernel, b.o.TreeDir, hash)
 }
 
 // loop carries out decisions until the search is done or stops.

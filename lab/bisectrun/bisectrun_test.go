@@ -3,90 +3,17 @@ package bisectrun
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/reprolab/reprolab/lab/bisectrun/fakelab"
 	"github.com/reprolab/reprolab/lab/campaign"
-	"github.com/reprolab/reprolab/lab/kbuild"
-	"github.com/reprolab/reprolab/lab/repro"
 	"github.com/reprolab/reprolab/lab/spec"
 	"github.com/reprolab/reprolab/lab/store"
 	"github.com/reprolab/reprolab/lab/vcs"
 	"github.com/reprolab/reprolab/lab/vcs/vcstest"
 )
-
-// fakeLab stands in for kbuild and QEMU so the driver's bookkeeping (store, resume, logs)
-// is tested over many steps in milliseconds: a "kernel" built from a tree holding BUG
-// crashes as a Poisson process at 120/h, others never. The real end-to-end bisection on
-// the CI kernel is TestBisectCI in cmd/reprolab.
-type fakeLab struct {
-	mu        sync.Mutex
-	dir       string
-	rng       *rand.Rand
-	runs      int
-	builds    int
-	cancelAt  int // cancel the context at this run (0: never)
-	cancel    context.CancelFunc
-	failBuild map[string]bool // commits whose build fails
-}
-
-func (f *fakeLab) build(ctx context.Context, s kbuild.Spec) (*kbuild.Result, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.builds++
-	head, err := exec.Command("git", "-C", s.Source.Dir, "rev-parse", "HEAD").Output()
-	if err != nil {
-		return nil, err
-	}
-	h := strings.TrimSpace(string(head))
-	if f.failBuild[h] {
-		return nil, fmt.Errorf("make: *** [Makefile:1234: vmlinux] Error 2")
-	}
-	state := "clean"
-	if _, err := os.Stat(filepath.Join(s.Source.Dir, "BUG")); err == nil {
-		state = "bug"
-	}
-	for _, p := range s.Patches {
-		if strings.Contains(filepath.Base(p), "revert-") {
-			state = map[string]string{"bug": "clean", "clean": "bug"}[state] // the culprit undone
-		}
-	}
-	img := filepath.Join(f.dir, fmt.Sprintf("bzImage-%s-%d", h[:12], len(s.Patches)))
-	if err := os.WriteFile(img, []byte(state), 0o644); err != nil {
-		return nil, err
-	}
-	return &kbuild.Result{Kernel: img, Key: fmt.Sprintf("%s-%d", h[:12], len(s.Patches)), Version: "6.1.0", Compiled: 3}, nil
-}
-
-func (f *fakeLab) run(ctx context.Context, c repro.Config) (*repro.Result, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.runs++
-	now := time.Now()
-	if f.cancelAt > 0 && f.runs == f.cancelAt {
-		f.cancel()
-		return &repro.Result{Outcome: repro.Interrupted, Started: now}, nil
-	}
-	data, err := os.ReadFile(c.Kernel)
-	if err != nil {
-		return nil, err
-	}
-	budget := c.Duration.Seconds()
-	res := &repro.Result{Outcome: repro.Survived, LoopSeconds: budget, Started: now, Finished: now.Add(time.Second)}
-	if string(data) == "bug" {
-		if t := f.rng.ExpFloat64() / 120 * 3600; t < budget {
-			res.Outcome, res.Reproduced, res.LoopSeconds, res.TimeToCrash = repro.Crashed, true, t, t
-			res.Crashes = []repro.Crash{{Title: "sysrq: Trigger a crash", Type: "panic"}}
-		}
-	}
-	return res, nil
-}
 
 type fixture struct {
 	repo    *vcstest.Repo
@@ -120,7 +47,7 @@ func newFixture(t *testing.T, n, bad int, fixAt int) *fixture {
 	return &fixture{repo: repo, hashes: hs, results: filepath.Join(d, "results"), cache: filepath.Join(d, "cache"), dsn: filepath.Join(d, "results", "reprolab.db"), repro: rs}
 }
 
-func (fx *fixture) bisect(t *testing.T, ctx context.Context, lab *fakeLab, good, bad string, fix bool) (*Report, error) {
+func (fx *fixture) bisect(t *testing.T, ctx context.Context, lab *fakelab.Lab, good, bad string, fix bool) (*Report, error) {
 	t.Helper()
 	g, err := vcs.Open(ctx, fx.repo.Dir)
 	if err != nil {
@@ -136,7 +63,7 @@ func (fx *fixture) bisect(t *testing.T, ctx context.Context, lab *fakeLab, good,
 	if err != nil {
 		t.Fatal(err)
 	}
-	return x.Run(ctx, &campaign.Engine{Store: st, ResultsDir: fx.results, CacheDir: fx.cache, Build: lab.build, Run: lab.run})
+	return x.Run(ctx, &campaign.Engine{Store: st, ResultsDir: fx.results, CacheDir: fx.cache, Build: lab.Build, Run: lab.Run})
 }
 
 // replayed is the first new commit `git bisect replay` reaches from the log.
@@ -167,9 +94,9 @@ func TestBisectFake(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fx := newFixture(t, c.n, c.bad, c.fixAt)
-			lab := &fakeLab{dir: t.TempDir(), rng: rand.New(rand.NewPCG(1, uint64(c.n))), failBuild: map[string]bool{}}
+			lab := fakelab.New(t.TempDir(), uint64(c.n))
 			for _, i := range c.fail {
-				lab.failBuild[fx.hashes[i]] = true
+				lab.FailBuild[fx.hashes[i]] = true
 			}
 			good, bad := fx.hashes[0], fx.hashes[len(fx.hashes)-1]
 			if c.fix {
@@ -178,11 +105,11 @@ func TestBisectFake(t *testing.T) {
 			ctx := context.Background()
 			if c.cancelAt > 0 {
 				cctx, cancel := context.WithCancel(ctx)
-				lab.cancelAt, lab.cancel = c.cancelAt, cancel
+				lab.CancelAt, lab.Cancel = c.cancelAt, cancel
 				if _, err := fx.bisect(t, cctx, lab, good, bad, c.fix); err == nil {
 					t.Fatalf("interrupted bisection returned no error")
 				}
-				lab.cancelAt = 0
+				lab.CancelAt = 0
 			}
 			rep, err := fx.bisect(t, ctx, lab, good, bad, c.fix)
 			if err != nil {
@@ -208,13 +135,13 @@ func TestBisectFake(t *testing.T) {
 				t.Errorf("git bisect replay reaches %s, want %s", got, rep.Culprit.Hash)
 			}
 			// Run again: everything is in the store, nothing new runs, same answer.
-			before := lab.runs
+			before := lab.Runs
 			again, err := fx.bisect(t, ctx, lab, good, bad, c.fix)
 			if err != nil || again.Culprit == nil || again.Culprit.Hash != rep.Culprit.Hash {
 				t.Fatalf("second invocation: %v, %+v", err, again)
 			}
 			// The revert check is not replayed from the store; the search is.
-			if extra := lab.runs - before; extra > again.Revert.Runs {
+			if extra := lab.Runs - before; extra > again.Revert.Runs {
 				t.Errorf("second invocation ran %d trials beyond the revert check's %d", extra, again.Revert.Runs)
 			}
 		})
