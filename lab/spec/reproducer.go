@@ -229,7 +229,7 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 // MB is the size in MiB.
 func (s Size) MB() int { return int(int64(s) >> 20) }
 
-// ParseSize parses 256M, 1G, 4096K, 1048576.
+// ParseSize parses 256M, 1G, 4096K, 1T, 1048576.
 func ParseSize(str string) (int64, error) {
 	str = strings.TrimSpace(str)
 	orig := str
@@ -242,6 +242,8 @@ func ParseSize(str string) (int64, error) {
 			mult = 1 << 20
 		case "G":
 			mult = 1 << 30
+		case "T":
+			mult = 1 << 40
 		}
 		if mult != 1 {
 			str = str[:len(str)-1]
@@ -249,7 +251,7 @@ func ParseSize(str string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(str, 10, 64)
 	if err != nil || v < 0 {
-		return 0, fmt.Errorf("bad size %q: use a number with an optional K, M or G suffix", str)
+		return 0, fmt.Errorf("bad size %q: use a number with an optional K, M, G or T suffix", str)
 	}
 	if v > math.MaxInt64/mult {
 		return 0, fmt.Errorf("bad size %q: too large (the limit is 8 EiB)", orig)

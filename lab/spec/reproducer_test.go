@@ -96,13 +96,13 @@ func TestSeedSpec(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"256M": 256 << 20, "1G": 1 << 30, "4096K": 4 << 20, "512": 512, "2g": 2 << 30} {
+	for in, want := range map[string]int64{"256M": 256 << 20, "1G": 1 << 30, "4096K": 4 << 20, "512": 512, "2g": 2 << 30, "1T": 1 << 40} {
 		got, err := ParseSize(in)
 		if err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "M", "-1M", "1T", "1.5G"} {
+	for _, bad := range []string{"", "M", "-1M", "1P", "1.5G", "9999999999T"} {
 		if _, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q) accepted", bad)
 		}
