@@ -2,6 +2,7 @@ package validate
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"github.com/reprolab/reprolab/lab/kbuild/patch"
 	"github.com/reprolab/reprolab/lab/kbuild/source"
 	"github.com/reprolab/reprolab/lab/stats"
+	"github.com/reprolab/reprolab/lab/vcs"
 	"github.com/reprolab/reprolab/lab/verdict"
 )
 
@@ -168,6 +170,12 @@ func (o *Options) kernelInfo(runs map[string]*archRun) KernelInfo {
 		k.Source = describe(s)
 		if s.Git != "" {
 			k.Commit = s.Ref
+			// Kernel style, 12 digits and the subject: 93c10f52d0b4 ("Linux 4.11").
+			if g, err := vcs.Open(context.Background(), s.Git); err == nil {
+				if c, err := g.Info(context.Background(), s.Ref); err == nil {
+					k.Commit = fmt.Sprintf("%s (%q)", c.Short(), c.Subject)
+				}
+			}
 		}
 	} else if o.Kernel.Prebuilt != nil {
 		k.Source = "prebuilt " + o.Kernel.Prebuilt.Image

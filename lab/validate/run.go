@@ -190,8 +190,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if discarded > 0 {
-		e.Progress.Write([]byte(fmt.Sprintf("validate %s: %d interrupted runs discarded, to be redone\n", o.Name, discarded)))
+	if discarded > 0 && e.Progress != nil {
+		fmt.Fprintf(e.Progress, "validate %s: %d interrupted runs discarded, to be redone\n", o.Name, discarded)
 	}
 	runs := map[string]*archRun{}
 	for _, a := range o.Arches {

@@ -20,6 +20,7 @@ import (
 	"github.com/reprolab/reprolab/lab/spec"
 	"github.com/reprolab/reprolab/lab/store"
 	"github.com/reprolab/reprolab/lab/trialsim"
+	"github.com/reprolab/reprolab/lab/vcs/vcstest"
 )
 
 // These tests drive the whole validation (store, engine, scheduling, resume, reports)
@@ -263,4 +264,19 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// The reply names a git source's commit the kernel way: 12 digits and the subject.
+func TestReplyNamesCommit(t *testing.T) {
+	r := vcstest.New(t, "")
+	r.Write("Makefile", "VERSION = 4\nPATCHLEVEL = 11\nSUBLEVEL = 0\n")
+	hash := r.Commit("Linux 4.11")
+	l := newFakeLab(t, trialsim.Process{RatePerHour: 240}, trialsim.Process{})
+	o := l.options(t, Params{Confidence: 0.99})
+	o.Kernel.Source = &source.Source{Git: r.Dir, Ref: "main"}
+	rep := o.report(map[string]*archRun{"x86_64": {arch: "x86_64", d: NewDecision(o.Params)}, "arm64": {arch: "arm64", d: NewDecision(o.Params)}}, false)
+	want := hash[:12] + ` ("Linux 4.11")`
+	if rep.Kernel.Commit != want || !strings.Contains(rep.Reply(), "commit "+want) {
+		t.Errorf("commit %q, want %q; reply:\n%s", rep.Kernel.Commit, want, rep.Reply())
+	}
 }
