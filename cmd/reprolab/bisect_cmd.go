@@ -11,6 +11,7 @@ import (
 	"github.com/reprolab/reprolab/lab/bisectrun"
 	"github.com/reprolab/reprolab/lab/campaign"
 	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/kbuild"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/spec"
 	"github.com/reprolab/reprolab/lab/store"
@@ -36,6 +37,7 @@ endpoint that contradicts the request (bad end does not reproduce, good end cras
 
 type bisectFlags struct {
 	repro, arch, git, good, bad, base, results, dsn, accel, reproducers, name string
+	kernelSpec, kconfigs                                                      string
 	fix, verifyRevert                                                         bool
 	confidence                                                                float64
 	duration, maxEnd                                                          time.Duration
@@ -65,6 +67,8 @@ func newBisectCmd() *cobra.Command {
 	fl.StringArrayVar(&f.patches, "patch", nil, "patch applied at every commit (repeatable)")
 	fl.StringVar(&f.base, "base", "", "base config: tinyconfig (default), defconfig, ...")
 	fl.StringArrayVar(&f.fragments, "fragment", nil, "kconfig fragment name or path (repeatable; default kbuild's)")
+	fl.StringVar(&f.kernelSpec, "kernel-spec", "", "take base, fragments, patches and probes from a kernel spec (its source is ignored: every commit is built)")
+	fl.StringVar(&f.kconfigs, "kconfigs", "kconfigs", "folder of kconfig fragments")
 	fl.StringArrayVar(&f.exclude, "exclude", nil, "folder left out of the kept tree (repeatable)")
 	fl.StringArrayVar(&f.cmdline, "cmdline", nil, "extra kernel command-line parameter (repeatable), e.g. a probe delay")
 	fl.DurationVar(&f.duration, "duration", 0, "loop budget of one trial (default the reproducer's)")
@@ -107,12 +111,15 @@ func (f *bisectFlags) options(cmd *cobra.Command) (*bisectrun.Options, qemu.Acce
 	if err != nil {
 		return nil, "", fault.AsInput(err)
 	}
+	k, err := f.kernel(cmd)
+	if err != nil {
+		return nil, "", err
+	}
 	repo, err := vcs.Open(cmd.Context(), f.git)
 	if err != nil {
 		return nil, "", err
 	}
-	return &bisectrun.Options{Repo: repo, Repro: rs, Good: f.good, Bad: f.bad, Fix: f.fix, Confidence: f.confidence,
-		Kernel:  campaign.Kernel{Arch: f.arch, Base: f.base, Fragments: f.fragments, Patches: abs(f.patches), Probes: abs(f.probes)},
+	return &bisectrun.Options{Repo: repo, Repro: rs, Good: f.good, Bad: f.bad, Fix: f.fix, Confidence: f.confidence, Kernel: k,
 		Exclude: f.exclude, RunSeconds: f.duration.Seconds(), EndCrashes: f.endCrashes, MaxEndSeconds: f.maxEnd.Seconds(),
 		Cmdline: f.cmdline, Name: f.name, VerifyRevert: f.verifyRevert, Progress: os.Stderr}, accel, nil
 }
@@ -146,6 +153,30 @@ func runBisect(cmd *cobra.Command, f *bisectFlags) error {
 		fmt.Fprintf(os.Stderr, "reports: %s/ (report.md, report.json, bisect.log, culprit.txt)\n", bisectrun.ResultsDir(f.results, rep.Name))
 	}
 	return err
+}
+
+// kernel is the template every commit is built from: the flags, over a kernel spec's
+// config when one is given.
+func (f *bisectFlags) kernel(cmd *cobra.Command) (campaign.Kernel, error) {
+	kc, _ := filepath.Abs(f.kconfigs)
+	k := campaign.Kernel{Arch: f.arch, Base: f.base, Fragments: f.fragments, Patches: abs(f.patches), Probes: abs(f.probes), FragmentDirs: []string{kc}}
+	if f.kernelSpec == "" {
+		return k, nil
+	}
+	ks, err := kbuild.LoadSpec(f.kernelSpec)
+	if err != nil {
+		return k, fault.AsInput(err)
+	}
+	if !cmd.Flags().Changed("arch") && ks.Arch != "" {
+		k.Arch = ks.Arch
+	}
+	if k.Base == "" {
+		k.Base = ks.Base
+	}
+	k.Fragments = append(ks.Fragments, k.Fragments...)
+	k.Patches = append(abs(ks.Patches), k.Patches...)
+	k.Probes = append(abs(ks.Probes), k.Probes...)
+	return k, nil
 }
 
 // abs makes spec paths absolute: the kept tree is elsewhere.
