@@ -4,7 +4,7 @@ CACHE     ?= $(or $(REPROLAB_CACHE),$(HOME)/.cache/reprolab)
 BIN       := bin
 AGENTS    := $(BIN)/reprolab-agent-amd64 $(BIN)/reprolab-agent-arm64
 
-.PHONY: all build setup run smoke test vet bench clean ci-kernel
+.PHONY: all build setup run smoke test vet bench clean ci-kernel ci-history
 
 all: build
 
@@ -51,11 +51,20 @@ ci-kernel: $(BIN)/reprolab
 	$(BIN)/reprolab kernel build --spec kconfigs/ci-6.1-x86_64.yaml --json > $(CI_KERNEL_JSON).tmp
 	mv $(CI_KERNEL_JSON).tmp $(CI_KERNEL_JSON)
 
+# The synthetic kernel history bisection and validation tests share (lab/cihistory): git
+# commits on top of the CI kernel's own source tree, one injecting a crash reproducers/ci-race
+# hits, one fixing it, plus fix/no-op candidate patches. Reproducible ids; a second run
+# finds it recorded and returns at once.
+CI_HISTORY_JSON := $(CACHE)/ci-history.json
+ci-history: ci-kernel
+	$(GO) run ./cmd/reprolab-ci-history -o $(CI_HISTORY_JSON)
+
 # Tests boot real guests under TCG; -p 1 keeps two packages from fighting over 2 cores
 # and turning timing-sensitive boots into timeouts.
 # PostgreSQL tests use a local cluster that images/test-postgres.sh starts (they skip without).
-test: vet build ci-kernel
+test: vet build ci-kernel ci-history
 	REPROLAB_TEST_POSTGRES=$${REPROLAB_TEST_POSTGRES:-$$(images/test-postgres.sh)} \
+	REPROLAB_CI_HISTORY_JSON=$(CI_HISTORY_JSON) \
 	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -timeout 80m -count=1 ./...
 
 bench: build ci-kernel

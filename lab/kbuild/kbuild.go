@@ -180,16 +180,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			return nil, &InputError{Msg: fmt.Sprintf("kept tree %q: needs a dir source (a work tree the caller moves between commits), not %s", s.Tree, src.Kind)}
 		}
 		pristine = src.Source.Dir
-	} else if err := withLock(ctx, pristine+".lock", func() error {
-		if _, err := os.Stat(pristine); err == nil {
-			return nil
-		}
-		b.prog.phase("source", "extracting "+src.Kind)
-		if err := os.MkdirAll(filepath.Dir(pristine), 0o755); err != nil {
-			return err
-		}
-		return src.Extract(ctx, pristine)
-	}); err != nil {
+	} else if err := extractPristine(ctx, src, pristine, func() { b.prog.phase("source", "extracting "+src.Kind) }); err != nil {
 		return nil, err
 	}
 	if b.version, err = kver.FromTree(pristine); err != nil {
@@ -221,6 +212,35 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		return err
 	})
 	return res, err
+}
+
+// extractPristine extracts src into pristine unless another build already did.
+func extractPristine(ctx context.Context, src *source.Resolved, pristine string, note func()) error {
+	return withLock(ctx, pristine+".lock", func() error {
+		if _, err := os.Stat(pristine); err == nil {
+			return nil
+		}
+		note()
+		if err := os.MkdirAll(filepath.Dir(pristine), 0o755); err != nil {
+			return err
+		}
+		return src.Extract(ctx, pristine)
+	})
+}
+
+// PristineTree is the cache's pristine copy of a source, the tree every build of that
+// source starts from (extracted now when no build has yet). Tools that need the very tree
+// the builds compile (make ci-history commits it into git) read it; nobody writes it.
+func PristineTree(ctx context.Context, s source.Source, cacheDir string) (string, *source.Resolved, error) {
+	if cacheDir == "" {
+		cacheDir = DefaultCacheDir()
+	}
+	src, err := source.Resolve(ctx, s, cacheDir)
+	if err != nil {
+		return "", nil, err
+	}
+	pristine := filepath.Join(cacheDir, "kbuild", "src", hash(src.ID)[:20])
+	return pristine, src, extractPristine(ctx, src, pristine, func() {})
 }
 
 func (b *builder) loadInputs() error {

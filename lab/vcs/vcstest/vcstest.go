@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -61,12 +62,30 @@ func (r *Repo) env() []string {
 		"LC_ALL=C", "GIT_PAGER=cat", "GIT_EDITOR=true")
 }
 
+// Open wraps an existing work tree (a repository made by New, or a worktree of one); the
+// clock goes on from the number of commits HEAD has.
+func Open(t TB, dir string) *Repo {
+	t.Helper()
+	r := &Repo{t: t, Dir: dir}
+	// No HEAD yet (an empty repository, or a folder used only as a work tree): start at 0.
+	if out, err := exec.Command("git", "-C", dir, "rev-list", "--count", "HEAD").Output(); err == nil {
+		r.n, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	}
+	return r
+}
+
 // Git runs git in the work tree and returns its trimmed output; a failure is fatal.
 func (r *Repo) Git(args ...string) string {
 	r.t.Helper()
+	return r.GitEnv(nil, args...)
+}
+
+// GitEnv is Git with extra environment variables (GIT_INDEX_FILE, GIT_WORK_TREE...).
+func (r *Repo) GitEnv(env []string, args ...string) string {
+	r.t.Helper()
 	cmd := exec.Command("git", append([]string{"-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false"}, args...)...)
 	cmd.Dir = r.Dir
-	cmd.Env = r.env()
+	cmd.Env = append(r.env(), env...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
@@ -124,6 +143,9 @@ func (r *Repo) Commit(subject string) string {
 	r.n++
 	return r.Git("rev-parse", "HEAD")
 }
+
+// Tick advances the clock by one commit (for commits made with GitEnv's commit-tree).
+func (r *Repo) Tick() { r.n++ }
 
 // Tag tags HEAD.
 func (r *Repo) Tag(name string) { r.t.Helper(); r.Git("tag", name) }
