@@ -80,3 +80,19 @@ func (f *matrixFlags) follow(ctx context.Context, st *store.Store, name string, 
 	}
 	return false, err
 }
+
+// remoteTrials makes a validation's or bisection's engine run its trials on workers when
+// the database is a shared PostgreSQL (nil otherwise: they run here). Such a driver always
+// follows its trials (its next step depends on them); Ctrl-C leaves the enqueued trials to
+// the workers, and the same command resumes with their results.
+func remoteTrials(ctx context.Context, st *store.Store, dsn string, accel qemu.Accel, local bool) (func(context.Context, string, campaign.Trial) (*store.Run, error), error) {
+	if local || !(strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")) {
+		return nil, nil
+	}
+	q, err := queue.Open(ctx, st, queue.Config{})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "trials go to the workers on %s (--local to run them here)\n", st.Location)
+	return fleet.Remote(q, st, accel, 2*time.Second), nil
+}

@@ -128,7 +128,9 @@ func TestFleetBuiltKernel(t *testing.T) {
 	}
 	defer func() { _ = syscall.Kill(-worker.Process.Pid, syscall.SIGKILL); _ = worker.Wait() }()
 	out, code := runCLI(t, "matrix", "reproducers/ci-smoke/built-kernel.yaml", "--db", dsn, "--results", results, "--wait")
-	if code != 0 {
+	// Its cells check the probe, not a crash rate: with no clean rate to judge them by they
+	// are "incomplete" (exit 3), never failed or erroneous.
+	if code != 0 && (code != 3 || !strings.Contains(out, " 0 fail, 0 error")) {
 		t.Fatalf("matrix --wait: exit %d\n%s\nworker:\n%s", code, out, wout.String())
 	}
 	st, err := store.Open(ctx, dsn)
