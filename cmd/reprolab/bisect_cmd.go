@@ -143,7 +143,11 @@ func runBisect(cmd *cobra.Command, f *bisectFlags) error {
 		return fault.AsInfra(err)
 	}
 	defer st.Close()
-	rep, err := bis.Run(ctx, &campaign.Engine{Store: st, ResultsDir: f.results, CacheDir: cacheDir(), Accel: accel, Progress: os.Stderr})
+	e := &campaign.Engine{Store: st, ResultsDir: f.results, CacheDir: cacheDir(), Accel: accel, Progress: os.Stderr}
+	if e.Remote, err = remoteTrials(ctx, st, f.dsn, accel, false); err != nil {
+		return err
+	}
+	rep, err := bis.Run(ctx, e)
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "reprolab bisect: interrupted; run the same command again to resume")
 		return exitStatus(fault.ExitInterrupted)

@@ -157,6 +157,9 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 	}
 	prog := validate.NewProgress(os.Stderr, term.IsTerminal(int(os.Stderr.Fd())), o.Arches)
 	o.Engine = &campaign.Engine{Store: st, ResultsDir: f.results, CacheDir: f.cache, Accel: accel, Progress: prog}
+	if o.Engine.Remote, err = remoteTrials(ctx, st, f.dsn, accel, false); err != nil {
+		return err
+	}
 	o.Status = prog.Update
 	rep, err := validate.Run(ctx, o)
 	prog.Wait()
