@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,24 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse found %d reports but ContainsCrash is false", len(rs))
 		}
 		Complete(log)
+		// The hand-written matchers agree with the regexps they replace.
+		for _, l := range strings.Split(string(log), "\n") {
+			if isBody(l) != bodyRe.MatchString(l) {
+				t.Fatalf("isBody(%q) = %v, bodyRe disagrees", l, isBody(l))
+			}
+			got, want := frameLine(l), frameRe.FindStringSubmatch(l)
+			if (got == nil) != (want == nil) || got != nil && strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("frameLine(%q) = %q, frameRe says %q", l, got, want)
+			}
+		}
+		// Streaming finds the same reports as Parse (small chunks, so windows are cut; a
+		// window is re-parsed per chunk, so big inputs would make each run slow).
+		n := 0
+		if len(log) > 64<<10 {
+			return
+		}
+		if err := parseReader(bytes.NewReader(log), func(*Report) error { n++; return nil }, 1024); err != nil || n != len(rs) {
+			t.Fatalf("ParseReader: %d reports, %v; Parse: %d", n, err, len(rs))
+		}
 	})
 }

@@ -10,6 +10,7 @@ type line struct {
 	start, end int    // log[start:end] is the raw line without its newline
 	text       string // content after timestamp / caller-id / syslog-level prefixes
 	ts         string // the printk timestamp, "" if none
+	caller     string // CONFIG_PRINTK_CALLER's "T95" (task) or "C0" (CPU context), "" if none
 	rule       int8   // 1: known to start no report (kernelStartAt's cache), 0: not asked yet
 }
 
@@ -31,7 +32,7 @@ func splitLines(log []byte) []line {
 		raw := log[pos:end]
 		raw = bytes.TrimRight(raw, "\r")
 		l := line{start: pos, end: pos + len(raw)}
-		l.ts, raw = stripPrefix(raw)
+		l.ts, l.caller, raw = stripPrefixCaller(raw)
 		l.text = string(raw)
 		lines = append(lines, l)
 		pos = next
@@ -42,6 +43,12 @@ func splitLines(log []byte) []line {
 // stripPrefix removes those prefixes by hand rather than with a regexp: it runs on every
 // console line, and the regexp was a third of Parse's time.
 func stripPrefix(raw []byte) (ts string, rest []byte) {
+	ts, _, rest = stripPrefixCaller(raw)
+	return ts, rest
+}
+
+// stripPrefixCaller is stripPrefix that also returns the printk caller id.
+func stripPrefixCaller(raw []byte) (ts, caller string, rest []byte) {
 	rest = raw
 	if len(rest) > 2 && rest[0] == '<' {
 		i := 1
@@ -65,6 +72,7 @@ func stripPrefix(raw []byte) (ts string, rest []byte) {
 		if end := bytes.IndexByte(rest, ']'); end > 0 && end < 16 {
 			inner := bytes.TrimLeft(rest[1:end], " ")
 			if len(inner) > 1 && (inner[0] == 'T' || inner[0] == 'C') && allDigits(inner[1:]) {
+				caller = string(inner)
 				rest, stripped = rest[end+1:], true
 			}
 		}
@@ -72,7 +80,7 @@ func stripPrefix(raw []byte) (ts string, rest []byte) {
 	if stripped && len(rest) > 0 && rest[0] == ' ' {
 		rest = rest[1:]
 	}
-	return ts, rest
+	return ts, caller, rest
 }
 
 func allDigits(b []byte) bool {

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -180,7 +181,7 @@ var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \
 // it is written out by hand (bodyRe in the tests is the same set as a regexp, 20 times
 // slower).
 func isBody(text string) bool {
-	t := strings.TrimLeft(text, " \t")
+	t := strings.TrimLeft(text, " \t\n\f\r")
 	if t == "" {
 		return false
 	}
@@ -193,10 +194,15 @@ func isBody(text string) bool {
 			strings.HasPrefix(t, "<SOFTIRQ>") || strings.HasPrefix(t, "</SOFTIRQ>") || strings.HasPrefix(t, "<EOI>")
 	case '[':
 		if strings.HasPrefix(t, "[<") {
-			return true
+			end := strings.Index(t, ">]")
+			if end > 2 && isHex(t[2:end]) {
+				return true
+			}
 		}
 		end := strings.IndexByte(t, ']')
-		return end > 1 && isHex(t[1:end])
+		if end > 1 && isHex(t[1:end]) {
+			return true
+		}
 	case '^':
 		return true
 	case '=':
@@ -275,7 +281,7 @@ var registerNames = map[string]bool{"CS": true, "DS": true, "FS": true, "GS": tr
 
 func isRegister(t string) bool {
 	i := 0
-	for i < len(t) && i < 9 && (t[i] >= 'A' && t[i] <= 'Z' || t[i] >= 'a' && t[i] <= 'z' || isDigit(t[i]) || t[i] == '_') {
+	for i < len(t) && (t[i] >= 'A' && t[i] <= 'Z' || t[i] >= 'a' && t[i] <= 'z' || isDigit(t[i]) || t[i] == '_') {
 		i++
 	}
 	if i == 0 {
@@ -409,7 +415,7 @@ func parseState(log []byte, st *state) []*Report {
 			// A live console caught mid-report, or a guest that died while printing:
 			// the trace may lack the frames that matter.
 			r.Corrupted, r.CorruptedReason = true, "truncated: the log ends inside the report"
-		case last+1 < len(lines) && inTrace(lines[first:last+1]) && startsReport(lines, last+1, timedFrom < len(lines)):
+		case last+1 < len(lines) && inTrace(lines[first:last+1]) && startsReportAfterBanner(lines, last+1, timedFrom < len(lines)):
 			// Another CPU's report began while this one's stack was still printing;
 			// what follows the cut cannot be told apart from the other report.
 			r.Corrupted, r.CorruptedReason = true, "interrupted: another report starts inside this one's stack trace"
@@ -504,6 +510,12 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 		if traceStart(strings.TrimSpace(text)) {
 			sawTrace = true
 		}
+		if closesSanitizer(&rules[k], text) {
+			// KASAN, KFENCE, KMSAN, KCSAN and UBSAN close with the "====" line they
+			// opened with.
+			last, gap, sawEnd = j, 0, true
+			continue
+		}
 		if strings.Contains(text, "---[ end") && endRe.MatchString(text) {
 			last, gap = j, 0
 			if strings.Contains(text, "end Kernel panic") {
@@ -534,6 +546,15 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 	// The log ended. A report that printed its end marker (or a panic, after which
 	// nothing else runs) is whole; otherwise more could still come.
 	return first, last, sawEnd || panicDone(lines[i:last+1]), nested
+}
+
+func closesSanitizer(ru *rule, text string) bool {
+	switch ru.typ {
+	case KASAN, KFENCE, KMSAN, KCSAN, UBSAN:
+		t := strings.TrimSpace(text)
+		return len(t) >= 20 && strings.Trim(t, "=") == ""
+	}
+	return false
 }
 
 // panicDone reports whether ls hold a panic that finished printing: after the panic
@@ -573,6 +594,17 @@ func firstTimed(ls []line) int {
 		}
 	}
 	return len(ls)
+}
+
+// startsReportAfterBanner is startsReport at i or within the next lines: a "cut here"
+// banner and the WARN() message can come before the start line.
+func startsReportAfterBanner(lines []line, i int, timed bool) bool {
+	for j := i; j < len(lines) && j <= i+3; j++ {
+		if startsReport(lines, j, timed) {
+			return true
+		}
+	}
+	return false
 }
 
 func startsReport(lines []line, i int, timed bool) bool {
@@ -662,6 +694,9 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	}
 	if cpus := cpuHeaders(ls); cpus > 1 {
 		r.Corrupted, r.CorruptedReason = true, "interleaved: lines of several CPUs' reports"
+	}
+	if why := corruption(ls); why != "" && !r.Corrupted {
+		r.Corrupted, r.CorruptedReason = true, why
 	}
 	fn := ""
 	// Candidates named by the report's text come first: the start line's function, then
@@ -761,6 +796,42 @@ func archOf(fs []Frame) string {
 		case strings.HasPrefix(f.Func, "entry_SYSCALL_64"), f.Func == "do_syscall_64", strings.HasPrefix(f.Func, "asm_exc_"),
 			strings.HasPrefix(f.Func, "asm_sysvec_"), strings.HasPrefix(f.Func, "__x64_sys_"), f.Func == "secondary_startup_64_no_verify":
 			return "x86_64"
+		}
+	}
+	return ""
+}
+
+// allocTraceRe: KASAN's and KFENCE's other stacks.
+var allocTraceRe = regexp.MustCompile(`^(?:Allocated|Freed|allocated|freed|Last potentially related work creation|Second to last potentially related work creation) by task \d+`)
+
+// corruption finds what makes a report unreliable beyond its extent: lines from several
+// tasks (CONFIG_PRINTK_CALLER ids) in what one task prints, or a stack header ("Call
+// Trace:", "backtrace:", "Freed by task N:") with no frame after it.
+func corruption(ls []line) string {
+	var tasks []string
+	for _, l := range ls {
+		t := strings.TrimSpace(l.text)
+		if strings.HasPrefix(t, "NMI backtrace for cpu") || strings.HasPrefix(t, "Sending NMI from CPU") {
+			break // other CPUs' backtraces are printed by them
+		}
+		if strings.HasPrefix(l.caller, "T") && !slices.Contains(tasks, l.caller) {
+			if tasks = append(tasks, l.caller); len(tasks) > 1 {
+				return "interleaved: lines of several tasks (printk caller " + tasks[0] + " and " + tasks[1] + ")"
+			}
+		}
+	}
+	for i, l := range ls {
+		t := strings.TrimSpace(l.text)
+		if !traceStart(t) && !allocTraceRe.MatchString(t) {
+			continue
+		}
+		ok := false
+		for j := i + 1; j < len(ls) && j <= i+15 && !ok; j++ {
+			u := strings.TrimSpace(ls[j].text)
+			ok = frameLine(u) != nil || strings.Contains(u, "(stack is not available)") || strings.HasPrefix(u, "<")
+		}
+		if !ok {
+			return "no frames after " + strings.TrimSuffix(t, ":")
 		}
 	}
 	return ""
@@ -976,7 +1047,7 @@ func frameLine(t string) []string {
 	if !strings.Contains(t, "+0x") {
 		return nil
 	}
-	s := strings.TrimLeft(t, " \t\n\v\f\r")
+	s := strings.TrimLeft(t, " \t\n\f\r") // regexp's \s
 	var sm [8]string
 	if strings.HasPrefix(s, "? ") {
 		sm[1], s = "? ", s[2:]
@@ -1019,7 +1090,7 @@ func frameLine(t string) []string {
 	end := m
 	if strings.HasPrefix(s[m:], " [") {
 		n := m + 2
-		for n < len(s) && s[n] != ']' && s[n] != ' ' && s[n] != '\t' && s[n] != '\n' && s[n] != '\r' && s[n] != '\v' && s[n] != '\f' {
+		for n < len(s) && s[n] != ']' && s[n] != ' ' && s[n] != '\t' && s[n] != '\n' && s[n] != '\r' && s[n] != '\f' {
 			n++
 		}
 		if n < len(s) && s[n] == ']' && n > m+2 {
