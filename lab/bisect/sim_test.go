@@ -2,6 +2,7 @@ package bisect
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -156,17 +157,32 @@ func (r simResult) String() string {
 
 const runSeconds = 600 // the seed reproducer's 10-minute budget
 
+// decider is a search strategy: the sequential State or the Posterior.
+type decider interface {
+	Next() Decision
+	Add(Obs)
+}
+
 // simulate runs one bisection of h with the strategy in p (Commits filled in here).
 func simulate(t testing.TB, rng *rand.Rand, h history, p Problem) simResult {
+	return simulateWith(t, rng, h, p, false)
+}
+
+func simulateWith(t testing.TB, rng *rand.Rand, h history, p Problem, posterior bool) simResult {
 	p.Commits = make([]Commit, h.n)
 	for i := range p.Commits {
 		p.Commits[i] = Commit{Hash: fmt.Sprintf("c%05d", i), Subject: fmt.Sprintf("commit %d", i)}
 	}
 	p.Fix = h.fix
 	p.RunSeconds = runSeconds
-	s, err := New(p, nil)
+	st, err := New(p, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var s decider = st
+	if posterior {
+		q, _ := NewPosterior(p, nil)
+		s, st = q, q.State
 	}
 	var r simResult
 	r.n = 1
@@ -210,7 +226,7 @@ func simulate(t testing.TB, rng *rand.Rand, h history, p Problem) simResult {
 			a := d.Result
 			r.loopHours, r.runs = a.LoopHours, float64(a.Runs)
 			if a.Culprit != nil {
-				i := s.index[a.Culprit.Hash]
+				i := st.index[a.Culprit.Hash]
 				if h.skip[i] {
 					t.Fatalf("culprit %s is a skipped commit", a.Culprit.Hash)
 				}
@@ -238,7 +254,7 @@ func simulate(t testing.TB, rng *rand.Rand, h history, p Problem) simResult {
 			}
 			found := false
 			for j, c := range a.Candidates {
-				i := s.index[c.Hash]
+				i := st.index[c.Hash]
 				found = found || i == h.culprit
 				if j < len(a.Candidates)-1 && !h.skip[i] && verdicts[c.Hash] != Skip {
 					t.Fatalf("ambiguous answer with a tested commit %s among the candidates", c.Hash)
@@ -254,17 +270,29 @@ func simulate(t testing.TB, rng *rand.Rand, h history, p Problem) simResult {
 	}
 }
 
+// withPosterior adds the probabilistic bisection to TestSimulation (a minute more):
+// go test -v -run Simulation ./lab/bisect -args -posterior
+var withPosterior = flag.Bool("posterior", false, "also simulate the probabilistic bisection (Posterior)")
+
 // TestSimulation is the algorithm's truth: ≥ 500 bisections of synthetic histories at
 // c = 0.99 find the right culprit ≥ 95% of the time (ambiguous answers over skipped
 // culprits are right when they contain it, counted apart), beside the fixed 10 runs.
 func TestSimulation(t *testing.T) {
 	cases := loadCases(t)
 	strategies := []struct {
-		name string
-		p    Problem
+		name      string
+		p         Problem
+		posterior bool
 	}{
-		{"sequential c=0.99", Problem{Confidence: 0.99}},
-		{"fixed 10 runs", Problem{Fixed: 10}},
+		{"sequential c=0.99", Problem{Confidence: 0.99}, false},
+		{"fixed 10 runs", Problem{Fixed: 10}, false},
+	}
+	if *withPosterior {
+		strategies = append(strategies, struct {
+			name      string
+			p         Problem
+			posterior bool
+		}{"posterior c=0.99", Problem{Confidence: 0.99}, true})
 	}
 	type key struct{ strategy, group string }
 	byRate := map[key]*simResult{}
@@ -276,7 +304,7 @@ func TestSimulation(t *testing.T) {
 			var cr simResult
 			for rep := range c.reps {
 				h := c.history(rng, rep)
-				cr.add(simulate(t, rng, h, st.p))
+				cr.add(simulateWith(t, rng, h, st.p, st.posterior))
 			}
 			totals[si].add(cr)
 			g := fmt.Sprintf("λ=%g/h", c.rate)
