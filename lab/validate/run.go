@@ -266,9 +266,10 @@ func (o *Options) kernel(arch string, side Side) campaign.Kernel {
 	k := o.Kernel
 	k.Arch, k.Name = arch, string(side)
 	k.Key = fmt.Sprintf("%s_validate-%s_%s", arch, o.Name, side)
-	// One kept tree per arch for both: the candidate is the baseline plus a few files,
-	// rebuilt incrementally (lab/kbuild keys its tree by source and config, not patches).
-	k.Tree = fmt.Sprintf("validate-%s-%s", o.Name, arch)
+	// No kept tree (Kernel.Tree is for a checkout moved between commits): baseline and
+	// candidate have the same source and config, so lab/kbuild builds both in the one
+	// work tree it keys by source and config, not patches, and the candidate recompiles
+	// only what its patches touch.
 	k.Patches = append([]string(nil), o.Kernel.Patches...)
 	if side == Candidate {
 		k.Patches = append(k.Patches, o.Patches...)
