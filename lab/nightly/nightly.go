@@ -25,6 +25,7 @@ import (
 	"github.com/reprolab/reprolab/lab/bisectrun"
 	"github.com/reprolab/reprolab/lab/campaign"
 	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/kbuild"
 	"github.com/reprolab/reprolab/lab/spec"
 	"github.com/reprolab/reprolab/lab/store"
 	"github.com/reprolab/reprolab/lab/vcs"
@@ -52,16 +53,19 @@ type Tree struct {
 
 // Cell is one configuration run on every head.
 type Cell struct {
-	Name      string        `yaml:"name"`
-	Arch      string        `yaml:"arch"`
-	Repro     string        `yaml:"repro"` // path to a repro.yaml (relative: to nightly.yaml)
-	Base      string        `yaml:"base"`
-	Fragments []string      `yaml:"fragments"`
-	Patches   []string      `yaml:"patches"`
-	Probes    []string      `yaml:"probes"`
-	Cmdline   []string      `yaml:"cmdline"`
-	Duration  spec.Duration `yaml:"duration"` // one trial's loop (default the reproducer's)
-	Runs      int           `yaml:"runs"`     // trials per head (default 3); the first crash ends them
+	Name  string `yaml:"name"`
+	Arch  string `yaml:"arch"`
+	Repro string `yaml:"repro"` // path to a repro.yaml (relative: to nightly.yaml)
+	// KernelSpec, when set, gives base, fragments, patches and probes (its source is
+	// ignored: the tracked tree's head is built); the keys below add to it.
+	KernelSpec string        `yaml:"kernel_spec"`
+	Base       string        `yaml:"base"`
+	Fragments  []string      `yaml:"fragments"`
+	Patches    []string      `yaml:"patches"`
+	Probes     []string      `yaml:"probes"`
+	Cmdline    []string      `yaml:"cmdline"`
+	Duration   spec.Duration `yaml:"duration"` // one trial's loop (default the reproducer's)
+	Runs       int           `yaml:"runs"`     // trials per head (default 3); the first crash ends them
 }
 
 // Bisect configures the bisections a nightly starts.
@@ -117,6 +121,22 @@ func (c *Config) check(path string) error {
 			c.Cells[i].Runs = 3
 		}
 		c.Cells[i].Repro = c.rel(cl.Repro)
+		if cl.KernelSpec != "" {
+			ks, err := kbuild.LoadSpec(c.rel(cl.KernelSpec))
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("cells[%d].kernel_spec: %v", i, err))
+				continue
+			}
+			if cl.Base == "" {
+				c.Cells[i].Base = ks.Base
+			}
+			if cl.Arch == "" && ks.Arch != "" {
+				c.Cells[i].Arch = ks.Arch
+			}
+			c.Cells[i].Fragments = append(ks.Fragments, cl.Fragments...)
+			c.Cells[i].Patches = append(ks.Patches, cl.Patches...)
+			c.Cells[i].Probes = append(ks.Probes, cl.Probes...)
+		}
 		for j := range cl.Patches {
 			c.Cells[i].Patches[j] = c.rel(cl.Patches[j])
 		}
