@@ -402,13 +402,13 @@ static noinline void rl_double_free(void)
 	kfree(p);
 }
 
-static DEFINE_SPINLOCK(rl_spin);
+static DEFINE_SPINLOCK(rl_sleep_lock);
 
 static noinline void rl_atomic_sleep(void)
 {
-	spin_lock(&rl_spin);
+	spin_lock(&rl_sleep_lock);
 	might_sleep();
-	spin_unlock(&rl_spin);
+	spin_unlock(&rl_sleep_lock);
 }
 
 static noinline void rl_sched_atomic(void)
@@ -436,6 +436,19 @@ static void rl_wq_fn(struct work_struct *w)
 }
 
 static DECLARE_WORK(rl_work, rl_wq_fn);
+
+static void rl_wq_atomic_fn(struct work_struct *w)
+{
+	preempt_disable(); /* returns atomic: no lockdep needed to see that */
+}
+
+static DECLARE_WORK(rl_atomic_work, rl_wq_atomic_fn);
+
+static noinline void rl_wq_atomic(void)
+{
+	schedule_work(&rl_atomic_work);
+	msleep(500);
+}
 
 static noinline void rl_wq_leak(void)
 {
@@ -594,6 +607,7 @@ static const struct {
 	{ "thiscpu", rl_pcpu_peek },
 	{ "smpid", rl_smp_id },
 	{ "wqleak", rl_wq_leak },
+	{ "wqatomic", rl_wq_atomic },
 	{ "refcount", rl_ref_misuse },
 	{ "odebug", rl_odebug },
 	{ "kmallocbug", rl_oversize },
