@@ -133,3 +133,38 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// BenchmarkMoveKeptTree measures what a bisection step costs before make runs: moving a
+// kept kernel work tree (~75k files) between two nearby commits with vcs Checkout.
+func BenchmarkMoveKeptTree(b *testing.B) {
+	p := os.Getenv("REPROLAB_CI_HISTORY_JSON")
+	if p == "" {
+		b.Skip("REPROLAB_CI_HISTORY_JSON unset: run through `make bench`")
+	}
+	h, err := cihistory.Load(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	g, err := vcs.Open(ctx, h.Repo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tree := filepath.Join(b.TempDir(), "tree")
+	t0 := time.Now()
+	if _, err := g.Checkout(ctx, tree, h.Base, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("new kept tree (worktree add of the whole kernel): %.1fs", time.Since(t0).Seconds())
+	defer g.RemoveTree(ctx, tree)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		to := h.Bad
+		if i%2 == 1 {
+			to = h.Commits[6].Hash
+		}
+		if _, err := g.Checkout(ctx, tree, to, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reprolab/reprolab/lab/kbuild/kver"
 	"github.com/reprolab/reprolab/lab/kbuild/probe"
@@ -209,5 +210,50 @@ func TestLinkStage(t *testing.T) {
 		if linkStage(obj) != want {
 			t.Errorf("linkStage(%s) = %v", obj, !want)
 		}
+	}
+}
+
+// A kept tree relinked at the next commit gets the probe's edits again; a file whose
+// edited content is what the last build compiled keeps that build's mtime, so the step
+// does not recompile the probed file.
+func TestKeptTreeKeepsEditedMtimes(t *testing.T) {
+	ctx := context.Background()
+	cache := t.TempDir()
+	pristine, tree := filepath.Join(cache, "pristine"), filepath.Join(cache, "tree")
+	run(t, ".", "cp", "-a", "testdata/minitree", pristine)
+	os.MkdirAll(tree, 0o755)
+	run(t, ".", "cp", "-al", pristine, filepath.Join(tree, "src"))
+	p, err := probe.Parse("p.yaml", []byte("name: window\ndelay_us: 50\nfile: mm/writeback.c\nfunction: end_writeback\nafter: \"if (ret)\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &builder{version: kver.Version{Major: 4, Minor: 11}, probes: []*probe.Spec{p}}
+	if _, _, err := b.edit(ctx, pristine, tree); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	probed := filepath.Join(tree, "src", "mm/writeback.c")
+	os.Chtimes(probed, old, old)
+	snap := snapshotEdited(tree)
+	// What relink does at the next commit: a fresh image of the moved dir, no edits.
+	os.RemoveAll(filepath.Join(tree, "src"))
+	run(t, ".", "cp", "-al", pristine, filepath.Join(tree, "src"))
+	os.Remove(filepath.Join(tree, "state.json"))
+	changed, _, err := b.edit(ctx, pristine, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := restoreEdited(filepath.Join(tree, "src"), snap); n != 3 || changed != 3 {
+		t.Errorf("restored %d of %d rewritten files, want all 3", n, changed)
+	}
+	if fi, _ := os.Stat(probed); !fi.ModTime().Equal(old) {
+		t.Errorf("probed file mtime %v, want the last build's %v", fi.ModTime(), old)
+	}
+	// A file whose edited content changed keeps its new mtime.
+	snap = snapshotEdited(tree)
+	os.WriteFile(probed, []byte("changed\n"), 0o644)
+	restoreEdited(filepath.Join(tree, "src"), map[string]editedFile{"mm/writeback.c": snap["mm/writeback.c"]})
+	if fi, _ := os.Stat(probed); fi.ModTime().Equal(old) {
+		t.Error("a file with new content got the old mtime back")
 	}
 }

@@ -3,6 +3,7 @@ package kbuild
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -28,7 +29,9 @@ type state struct {
 func (b *builder) buildTree(ctx context.Context, pristine, tree, out, key string) (*Result, error) {
 	src, obj := filepath.Join(tree, "src"), filepath.Join(tree, "obj")
 	t := time.Now()
+	var edited map[string]editedFile
 	if b.spec.Tree != "" {
+		edited = snapshotEdited(tree)
 		if err := b.relink(pristine, tree); err != nil {
 			return nil, err
 		}
@@ -56,6 +59,7 @@ func (b *builder) buildTree(ctx context.Context, pristine, tree, out, key string
 	if err != nil {
 		return nil, err
 	}
+	changed -= restoreEdited(src, edited)
 	b.phase("patch", t)
 
 	t = time.Now()
@@ -126,6 +130,47 @@ func (b *builder) relink(pristine, tree string) error {
 		return err
 	}
 	return os.WriteFile(mark, []byte(b.src.ID), 0o644)
+}
+
+// editedFile is a file the last build of a kept tree had edited (probe, patch, compat fix).
+type editedFile struct {
+	sum   [32]byte
+	mtime time.Time
+}
+
+// snapshotEdited remembers the content and mtime of the files the last build edited,
+// before relink puts the moved commit's pristine files in their place.
+func snapshotEdited(tree string) map[string]editedFile {
+	var st state
+	if data, err := os.ReadFile(filepath.Join(tree, "state.json")); err != nil || json.Unmarshal(data, &st) != nil {
+		return nil
+	}
+	m := map[string]editedFile{}
+	for _, p := range st.Touched {
+		f := filepath.Join(tree, "src", p)
+		data, err := os.ReadFile(f)
+		fi, err2 := os.Stat(f)
+		if err == nil && err2 == nil {
+			m[p] = editedFile{sha256.Sum256(data), fi.ModTime()}
+		}
+	}
+	return m
+}
+
+// restoreEdited gives a re-edited file its old mtime back when its content is what the
+// last build compiled: relink and edit rewrote it (the probe's file at every bisection
+// step), but make must not recompile what did not change. It returns how many it restored.
+func restoreEdited(src string, m map[string]editedFile) int {
+	n := 0
+	for p, e := range m {
+		f := filepath.Join(src, p)
+		if data, err := os.ReadFile(f); err == nil && sha256.Sum256(data) == e.sum {
+			if fi, err := os.Stat(f); err == nil && !fi.ModTime().Equal(e.mtime) && os.Chtimes(f, e.mtime, e.mtime) == nil {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // edit brings the work tree to pristine + compat fixes + patches + probes,
