@@ -78,6 +78,9 @@ func continues(open, next *rule, sinceStart int) bool {
 		switch open.typ {
 		case NullDeref, PagingRequest, Bug, ListCorruption, Usercopy, KASAN, StackOverflow:
 			return sinceStart < 40
+		case Oops:
+			// 4.x arm64 "Unhandled fault: ..." then "Internal error: : 96000010".
+			return strings.Contains(open.start.String(), "Unhandled fault") && sinceStart < 10
 		}
 	case open.typ == StackOverflow && next.typ == GPF:
 		// "BUG: stack guard page was hit" then "kernel stack overflow (double-fault)".

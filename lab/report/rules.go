@@ -215,7 +215,7 @@ var rules = []rule{
 	{start: re(`^BUG: KFENCE: memory corruption in ` + fn), typ: KFENCE, title: "KFENCE: memory corruption in %s",
 		lineFunc: 1, longHeader: true},
 
-	// Faults. 6.x x86's "BUG: kernel NULL pointer dereference, address:" and arm64's
+	// Faults (6.12+ x86 prefixes "Oops: " to the trap's name). 6.x x86's "BUG: kernel NULL pointer dereference, address:" and arm64's
 	// "Unable to handle kernel NULL pointer dereference at virtual address" get one title.
 	{start: re(`^(?:BUG: kernel NULL pointer dereference, address|BUG: unable to handle kernel NULL pointer dereference|BUG: Kernel NULL pointer dereference|Unable to handle kernel NULL pointer dereference)`),
 		typ: NullDeref, title: "BUG: unable to handle kernel NULL pointer dereference in %s", alt: []string{"bad-access in %s"}},
@@ -223,11 +223,11 @@ var rules = []rule{
 		typ: PagingRequest, title: "BUG: unable to handle kernel paging request in %s", alt: []string{"bad-access in %s"}},
 	{start: re(`^Unable to handle kernel access to user memory`), typ: PagingRequest,
 		title: "BUG: unable to handle kernel access to user memory in %s", alt: []string{"bad-access in %s"}},
-	{start: re(`^general protection fault`), typ: GPF, title: "general protection fault in %s", alt: []string{"bad-access in %s"}},
-	{start: re(`^stack segment: `), typ: GPF, title: "stack segment fault in %s"},
+	{start: re(`^(?:Oops: )?general protection fault`), typ: GPF, title: "general protection fault in %s", alt: []string{"bad-access in %s"}},
+	{start: re(`^(?:Oops: )?stack segment: `), typ: GPF, title: "stack segment fault in %s"},
 	{start: re(`^PANIC: double fault`), typ: GPF, title: "PANIC: double fault in %s"},
-	{start: re(`^(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s"},
-	{start: re(`^invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s"},
+	{start: re(`^(?:Oops: )?(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s"},
+	{start: re(`^(?:Oops: )?invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s"},
 	{start: re(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s"},
 	{start: re(`^Internal error: `), typ: Oops, title: "Internal error in %s", alt: []string{"bad-access in %s"}},
 	{start: re(`^Unhandled fault: `), typ: Oops, title: "Unhandled fault in %s", alt: []string{"bad-access in %s"}},
