@@ -73,6 +73,13 @@ type Instance struct {
 	firstOutput chan struct{}
 	consoleDone chan struct{}
 	killOnce    sync.Once
+
+	disks []Disk
+	io    ioWatch
+
+	serialMu sync.Mutex
+	arch     Arch
+	serialIn *os.File // QEMU's stdin: the console chardev's input; nil once QEMU exited
 }
 
 // MissingBinaryError is returned when the QEMU binary is not installed.
@@ -166,7 +173,9 @@ func Args(cfg Config, accel Accel) []string {
 	args = append(args, cfg.Arch.machineArgs(accel)...)
 	args = append(args,
 		"-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
-		"-chardev", "stdio,id=console,signal=off",
+		// mux=on only so that "C-a b" on stdin sends a break: the serial magic sysrq that
+		// asks a hung kernel for its backtraces (SerialSysrq). Nothing else is written.
+		"-chardev", "stdio,id=console,signal=off,mux=on",
 		"-serial", "chardev:console",
 		"-qmp", "unix:"+filepath.Join(cfg.Dir, "qmp.sock")+",server=on,wait=off",
 	)
@@ -180,11 +189,13 @@ func Args(cfg Config, accel Accel) []string {
 		args = append(args, "-append", cfg.Cmdline)
 	}
 	for i, d := range cfg.Disks {
-		id := fmt.Sprintf("disk%d", i)
+		id := driveID(i)
 		// cache=unsafe: the disks are scratch, rebuilt per run; host flushes only slow
-		// the guest down.
+		// the guest down. werror/rerror=stop: a host I/O error (a full disk) pauses the
+		// guest and is reported to the lab (BLOCK_IO_ERROR), never passed to the guest,
+		// whose file system would fail in ways that look like a kernel bug.
 		args = append(args,
-			"-drive", "file="+d.Path+",if=none,id="+id+",format=raw,cache=unsafe",
+			"-drive", "file="+d.Path+",if=none,id="+id+",format=raw,cache=unsafe,werror=stop,rerror=stop",
 			"-device", "virtio-blk-pci,drive="+id+",serial="+d.Name)
 	}
 	if cfg.AgentSocket != "" {
@@ -215,6 +226,8 @@ func launch(ctx context.Context, bin string, cfg Config, accel Accel) (*Instance
 	cmd.Stdout = pw
 	inst := &Instance{
 		Accel:       accel,
+		arch:        cfg.Arch,
+		disks:       cfg.Disks,
 		Args:        args,
 		cmd:         cmd,
 		done:        make(chan struct{}),
@@ -231,6 +244,7 @@ func launch(ctx context.Context, bin string, cfg Config, accel Accel) (*Instance
 		return nil, err
 	}
 	cmd.Stdin = stdinR
+	inst.serialIn = stdinW
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Own process group: a terminal's Ctrl-C reaches only reprolab, which then
 		// decides how to stop the guest, and Kill can take the whole group.
@@ -249,7 +263,10 @@ func launch(ctx context.Context, bin string, cfg Config, accel Accel) (*Instance
 		}
 		started <- nil
 		inst.waitErr = cmd.Wait()
+		inst.serialMu.Lock()
 		stdinW.Close()
+		inst.serialIn = nil
+		inst.serialMu.Unlock()
 		close(inst.done)
 	}()
 	err = <-started
@@ -285,6 +302,7 @@ func launch(ctx context.Context, bin string, cfg Config, accel Accel) (*Instance
 		inst.Kill()
 		return nil, fmt.Errorf("qemu: %s did not start: %w", bin, err)
 	}
+	inst.watchIOErrors(cfg.Disks)
 	return inst, nil
 }
 

@@ -138,6 +138,8 @@ type run struct {
 	iter    int
 	loopAt  time.Time
 	lastOut *lastLines
+	oomSeen int             // console offset up to which OOM reports have been recorded
+	syms    *report.Symbols // the guest's text symbols, for arm64 register backtraces
 }
 
 func (r *run) say(format string, args ...any) {
@@ -317,6 +319,7 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	res.BootSeconds = secs(sshUp.Sub(r.vm.Started))
 	r.accountBoot(r.vm.Started, sshUp)
 	res.KernelToInit = res.Timings.KernelToInit
+	r.prepareVmcore(ctx)
 	r.say("boot: agent answered after %.1fs (kernel reached /init at %.2fs, accel %s)", res.BootSeconds, res.KernelToInit, res.Accel)
 
 	if o, err := r.setup(ctx); o != "" {
@@ -335,6 +338,14 @@ func (r *run) cmdline() string {
 		// Fixed addresses: symbolization against vmlinux needs no KASLR offset.
 		"nokaslr",
 		"printk.time=1", "rdinit=/init",
+		// Every sysrq key, from the serial console too (distros allow only a few): a hung
+		// guest is asked for its backtraces with sysrq l/w/t.
+		"sysrq_always_enabled",
+	}
+	if a == qemu.X86_64 {
+		// The lab's NMI on a hung guest then panics it with the stack of the CPU that
+		// took it: the one evidence a guest with every CPU stuck, interrupts off, gives.
+		parts = append(parts, "unknown_nmi_panic")
 	}
 	parts = append(parts, r.cfg.Repro.Guest.Cmdline...)
 	parts = append(parts, r.cfg.Cmdline...)
@@ -418,6 +429,9 @@ func (r *run) boot(ctx context.Context, hostKey ssh.PublicKey, signer ssh.Signer
 		if o, err := r.ended(ctx); o != "" {
 			return o, err
 		}
+		if e := r.hostIOError(ctx); e != nil {
+			return InfraError, e
+		}
 		return BootFailed, fmt.Errorf("the guest agent did not answer within %s (%v); console tail:\n%s",
 			r.bootTimeout(), d.err, r.watch.Tail(20))
 	case <-r.watch.Crash():
@@ -426,6 +440,9 @@ func (r *run) boot(ctx context.Context, hostKey ssh.PublicKey, signer ssh.Signer
 	case <-r.vm.Exited():
 		cancel()
 		return r.ended(ctx)
+	case <-r.vm.IOErrorSeen():
+		cancel()
+		return InfraError, r.vm.IOError()
 	}
 }
 
@@ -525,7 +542,12 @@ func (r *run) dumpVmcore(ctx context.Context) {
 		r.say("vmcore: %v", err)
 		return
 	}
+	secretVmcore(path)
 	r.res.Vmcore = "vmcore"
+	if r.cfg.Arch == qemu.ARM64 {
+		r.arm64Backtraces(dctx, path)
+		return
+	}
 	if r.cfg.Vmlinux == "" {
 		return
 	}
@@ -541,9 +563,7 @@ func (r *run) dumpVmcore(ctx context.Context) {
 			return
 		}
 	}
-	if err := writeFileSync(filepath.Join(r.res.Dir, "bt-a.txt"), []byte(bt)); err == nil {
-		r.res.Backtraces = "bt-a.txt"
-	}
+	r.writeBacktraces(bt, "crash(8) bt -a")
 }
 
 func (r *run) writeReports() {
@@ -612,6 +632,9 @@ func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (
 			if o, err := r.ended(ctx); o != "" {
 				return 0, o, err
 			}
+			if e := r.hostIOError(ctx); e != nil {
+				return 0, InfraError, e
+			}
 			return 0, InfraError, fmt.Errorf("lost the guest agent during %s (%v) with no crash on the console; console tail:\n%s", r.phase(), d.err, r.watch.Tail(10))
 		case <-r.watch.Crash():
 			cancel()
@@ -624,6 +647,9 @@ func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (
 				o, err = InfraError, r.vm.ExitError()
 			}
 			return 0, o, err
+		case <-r.vm.IOErrorSeen():
+			cancel()
+			return 0, InfraError, r.vm.IOError()
 		case <-ctx.Done():
 			return 0, Interrupted, errors.New("interrupted")
 		case <-tick.C:
@@ -636,28 +662,6 @@ func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (
 			}
 		}
 	}
-}
-
-// hung asks the kernel for all-CPU backtraces before giving up on the guest, so the console
-// shows where it is stuck.
-func (r *run) hung(ctx context.Context, timeout time.Duration) (Outcome, error) {
-	r.say("hang: no progress and no console output for %s during %s; asking for backtraces", timeout, r.phase())
-	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	// sysrq-l (all active CPUs) and sysrq-w (blocked tasks), if the agent still answers.
-	_, _ = r.client.Run(hctx, "echo l > /proc/sysrq-trigger; echo w > /proc/sysrq-trigger", io.Discard, io.Discard)
-	// An NMI reaches a CPU stuck with interrupts off, where the agent cannot.
-	_ = r.vm.QMP.Execute(hctx, "inject-nmi", nil, nil)
-	select {
-	case <-time.After(5 * time.Second):
-	case <-hctx.Done():
-	}
-	if report.ContainsCrash(r.watch.Bytes()) {
-		// The backtraces may show a lockup report: keep them as the hang's evidence.
-		r.writeReports()
-		r.res.Reproduced = false
-	}
-	return Hung, fmt.Errorf("no progress and no console output for %s during %s", timeout, r.phase())
 }
 
 func (r *run) showStatus() {

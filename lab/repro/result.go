@@ -81,6 +81,14 @@ type Result struct {
 	Vmcore     string  `json:"vmcore,omitempty"`
 	// Backtraces is crash(8)'s `bt -a` on the vmcore: every CPU's active task.
 	Backtraces string `json:"backtraces,omitempty"`
+	// BacktracesFrom says how: "crash(8) bt -a", or on arm64 without it "registers +
+	// frame pointers" (QEMU's vCPU registers and a walk of the stopped guest's stacks).
+	BacktracesFrom string `json:"backtraces_from,omitempty"`
+	// Events are guest events during the loop that are neither crashes nor host faults
+	// (the OOM killer), each with its report file.
+	Events []Event `json:"events,omitempty"`
+	// Hang is what every CPU and blocked task was doing when the run hung (hang.txt).
+	Hang *HangSummary `json:"hang,omitempty"`
 
 	Started      time.Time `json:"started"`
 	Finished     time.Time `json:"finished,omitempty"`

@@ -31,6 +31,8 @@ type Reproducer struct {
 	Run    string `yaml:"run"`
 	Budget Budget `yaml:"budget"`
 	Expect Expect `yaml:"expect"`
+	// OnOOM: what the guest's OOM killer ending an iteration does (continue by default).
+	OnOOM OnOOM `yaml:"on_oom"`
 
 	// Path is the file the spec was read from; Dir its folder (probes and patches live there).
 	Path string `yaml:"-"`
