@@ -97,6 +97,9 @@ func (f *validateFlags) options(cmd *cobra.Command) (validate.Options, qemu.Acce
 	if err := positiveFlags(cmd, "trial-duration", "jobs"); err != nil {
 		return o, "", err
 	}
+	if f.budget < 0 {
+		return o, "", usagef("--budget %s: cannot be negative (0: unlimited)", f.budget)
+	}
 	accel, err := qemu.ParseAccel(f.accel)
 	if err != nil {
 		return o, "", usagef("--accel: %v", err)

@@ -117,8 +117,16 @@ func (c *Config) check(path string) error {
 		if cl.Arch == "" {
 			c.Cells[i].Arch = "x86_64"
 		}
-		if cl.Runs <= 0 {
+		if cl.Runs < 0 {
+			errs = append(errs, fmt.Sprintf("cells[%d].runs: %d: must be positive (leave it out for 3)", i, cl.Runs))
+		}
+		if cl.Runs == 0 {
 			c.Cells[i].Runs = 3
+		}
+		if cl.Duration < 0 {
+			// A negative loop time would end every trial at once: a clean verdict from
+			// nothing.
+			errs = append(errs, fmt.Sprintf("cells[%d].duration: %s: must be positive (leave it out for the reproducer's)", i, cl.Duration.Std()))
 		}
 		c.Cells[i].Repro = c.rel(cl.Repro)
 		if cl.KernelSpec != "" {
@@ -146,6 +154,9 @@ func (c *Config) check(path string) error {
 	}
 	if c.Bisect.Confidence == 0 {
 		c.Bisect.Confidence = 0.99
+	}
+	if c.Bisect.Duration < 0 || c.Bisect.MaxEnd < 0 || c.Bisect.EndCrashes < 0 {
+		errs = append(errs, "bisect.duration, bisect.max_end and bisect.end_crashes cannot be negative")
 	}
 	if c.Bisect.Confidence < 0 || c.Bisect.Confidence >= 1 {
 		errs = append(errs, "bisect.confidence: between 0 and 1, e.g. 0.99")

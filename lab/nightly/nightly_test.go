@@ -118,3 +118,17 @@ func TestLoadUnknownKey(t *testing.T) {
 		t.Errorf("got %v, want an input error naming brnch and its line", err)
 	}
 }
+
+// Negative durations and counts are errors, not silent defaults: a negative trial loop
+// would produce clean verdicts from nothing.
+func TestLoadNegative(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "nightly.yaml")
+	os.WriteFile(p, []byte("name: n\ntrees: [{name: t, git: /x, branch: main}]\ncells: [{name: c, repro: r.yaml, runs: -1, duration: -5m}]\nbisect: {max_end: -1h}\n"), 0o644)
+	_, err := Load(p)
+	for _, want := range []string{"cells[0].runs: -1", "cells[0].duration: -5m0s", "bisect.duration, bisect.max_end"} {
+		if !fault.IsInput(err) || !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("got %v, want an input error saying %q", err, want)
+		}
+	}
+}

@@ -81,6 +81,14 @@ func (c *Config) check() error {
 	if c.Repro == nil {
 		return errors.New("no reproducer spec")
 	}
+	// The spec's name and the run ID name the run's folder: one path element, so that
+	// nothing is ever written outside ResultsDir whoever built the Config.
+	if err := spec.ValidName(c.Repro.Name); err != nil {
+		return fmt.Errorf("reproducer %s: %w", c.Repro.Path, err)
+	}
+	if id := c.RunID; id != "" && (id == "." || id == ".." || strings.ContainsAny(id, "/\x00") || filepath.Base(id) != id) {
+		return fmt.Errorf("run id %q: want one folder name inside the results folder", c.RunID)
+	}
 	st, err := os.Stat(c.Kernel)
 	if err != nil {
 		return fmt.Errorf("kernel image: %w", err)

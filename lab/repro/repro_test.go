@@ -240,3 +240,29 @@ func TestImageErrorNotDoubled(t *testing.T) {
 		t.Fatalf("outcome %s, error %q; want one infra error saying initramfs: once", res.Outcome, res.Error)
 	}
 }
+
+// A name or run ID that would put the run's folder outside ResultsDir is refused before
+// anything is written, however the Config was built.
+func TestRunDirStaysInResults(t *testing.T) {
+	base := t.TempDir()
+	bz := make([]byte, 4096)
+	copy(bz[0x202:], "HdrS")
+	kernel := filepath.Join(base, "bzImage")
+	os.WriteFile(kernel, bz, 0o644)
+	results := filepath.Join(base, "results")
+	for _, c := range []struct{ name, runID string }{
+		{"../../x", ""}, {"a/b", ""}, {"ok", "../escape"}, {"ok", "/tmp/abs"}, {"ok", ".."},
+	} {
+		r := loadSpec(t, "testdata/sysrq-crash.yaml")
+		r.Name = c.name
+		_, err := Run(context.Background(), Config{Arch: qemu.X86_64, Kernel: kernel, QEMUBinary: "true", Repro: r,
+			ResultsDir: results, RunID: c.runID, CacheDir: t.TempDir()})
+		var ie *InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("name %q run id %q: %v, want an InputError", c.name, c.runID, err)
+		}
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 1 {
+		t.Errorf("files written next to the kernel: %v", ents)
+	}
+}
