@@ -964,7 +964,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 		if !inTrace {
 			continue
 		}
-		if sm := frameLine(t); sm != nil {
+		if sm := frameLine(inlineMarker(t)); sm != nil {
 			f := Frame{Func: sm[4], Module: sm[7], Unreliable: sm[1] != "" || sm[3] != ""}
 			f.Off, _ = strconv.ParseUint(sm[5], 16, 64)
 			f.Size, _ = strconv.ParseUint(sm[6], 16, 64)
@@ -1102,6 +1102,17 @@ func frameLine(t string) []string {
 	}
 	sm[0] = t[:len(t)-len(s)+end] // s is a suffix of t
 	return sm[:]
+}
+
+// inlineMarker drops a 3.x "<IRQ>  " or "<EOI>  " that shares its line with a frame.
+func inlineMarker(t string) string {
+	u := strings.TrimLeft(t, " ")
+	for _, m := range []string{"<IRQ>", "<EOI>", "<NMI>"} {
+		if strings.HasPrefix(u, m) && len(u) > len(m) && u[len(m)] == ' ' {
+			return u[len(m):]
+		}
+	}
+	return t
 }
 
 func firstNonSpace(s string) byte {
