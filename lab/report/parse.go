@@ -154,17 +154,17 @@ func kernelStartAt(lines []line, i int, timed bool) (int, []string) {
 	if k < 0 || lines[i].ts != "" {
 		return k, m
 	}
-	for j := i + 1; j < len(lines) && j <= i+3; j++ {
+	// Sanitizers print a paragraph (access, task, blank line) before the first line only a
+	// kernel prints: look a few non-empty lines on.
+	seen := 0
+	for j := i + 1; j < len(lines) && seen < 6; j++ {
 		if strings.TrimSpace(lines[j].text) == "" {
 			continue
 		}
+		seen++
 		if kernelOnlyRe.MatchString(lines[j].text) {
 			return k, m
 		}
-		if _, ok := matchStartOK(lines[j].text); !ok || j > i+1 {
-			break
-		}
-		// Another start (arm64's "Internal error" after "Unable to handle"): look on.
 	}
 	return -1, nil
 }
@@ -175,7 +175,7 @@ func matchStartOK(text string) (int, bool) {
 }
 
 // kernelOnlyRe matches lines that only a kernel report prints.
-var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<[0-9a-f]+>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|comm "[^"]*", pid \d+, jiffies|unreferenced object 0x)`)
+var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<[0-9a-f]+>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|comm "[^"]*", pid \d+, jiffies|unreferenced object 0x|(?:Read|Write) of size \d+ at addr|(?:read|write)(?: \(marked\))? to 0x[0-9a-f]+ of \d+ bytes by|(?:Out-of-bounds|Use-after-free|Invalid) (?:read|write|free) (?:at|of) 0x|Uninit was (?:created|stored))`)
 
 // isBody reports whether a line belongs to a report's body even though it does not
 // start one: stack frames, register dumps and the fixed headers printed around them. The
@@ -775,6 +775,9 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	if ru.normalizeTitle {
 		r.Title = strings.TrimSpace(normalize(r.Title))
 	}
+	if ru.dropOffsets {
+		r.Title = offsetRe.ReplaceAllString(r.Title, "")
+	}
 	for _, a := range ru.alt {
 		r.AltTitles = append(r.AltTitles, titleOf(a, m, access, fn))
 	}
@@ -784,6 +787,8 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	r.Signature = signature(r)
 	return r
 }
+
+var offsetRe = regexp.MustCompile(`\+0x[0-9a-f]+/0x[0-9a-f]+`)
 
 // timestampInTitleRe: another line's printk prefix merged into the start line.
 var timestampInTitleRe = regexp.MustCompile(`\[ *[0-9]+\.[0-9]+\]`)
@@ -988,6 +993,13 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			fs = append(fs, f)
 			continue
 		}
+		if sm := rawFrameRe.FindStringSubmatch(trimmed); sm != nil {
+			// An address the kernel could not name (a module's init section freed,
+			// kmemleak's "[<addr>] 0xffffffffc01d2036"): kept, never the culprit.
+			pc, _ := strconv.ParseUint(sm[1], 16, 64)
+			fs = append(fs, Frame{PC: pc, Unreliable: true})
+			continue
+		}
 		switch {
 		case strings.HasPrefix(trimmed, "<") && strings.HasSuffix(trimmed, ">"),
 			strings.HasPrefix(trimmed, "Exception stack"),
@@ -1123,5 +1135,7 @@ func firstNonSpace(s string) byte {
 	}
 	return 0
 }
+
+var rawFrameRe = regexp.MustCompile(`^(?:\? )?\[<([0-9a-f]+)>\] (?:0x[0-9a-f]+|\(null\))$`)
 
 var hexDumpRe = regexp.MustCompile(`^[0-9a-f]{4}:\s`)

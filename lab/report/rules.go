@@ -46,6 +46,8 @@ type rule struct {
 	corrupted string
 	// normalizeTitle: the title is the start line's text with numbers replaced.
 	normalizeTitle bool
+	// dropOffsets: "+0x71/0xd0" after functions named in the title is removed.
+	dropOffsets bool
 	// lit is the literal text every match of start begins with (from the pattern), so
 	// matchStart runs the regexp only on lines that begin with it.
 	lit string
@@ -205,7 +207,7 @@ var rules = []rule{
 	{start: re(`^BUG: KASAN: ([a-z-]+) on address`), typ: KASAN, title: "KASAN: $1 $access", noFrames: true},
 	{start: re(`^BUG: KMSAN: ([a-z-]+) in ` + fn), typ: KMSAN, title: "KMSAN: $1 in %s",
 		alt: []string{"bad-access in %s"}, lineFunc: 2},
-	{start: re(`^BUG: KCSAN: (.*)`), typ: KCSAN, title: "KCSAN: $1", noFrames: true},
+	{start: re(`^BUG: KCSAN: (.*)`), typ: KCSAN, title: "KCSAN: $1", noFrames: true, dropOffsets: true},
 	{start: re(`^BUG: KFENCE: (use-after-free|out-of-bounds) (read|write) in ` + fn), typ: KFENCE,
 		title: "KFENCE: $1 $2 in %s", alt: []string{"bad-access in %s"}, lineFunc: 3, longHeader: true},
 	{start: re(`^BUG: KFENCE: invalid free in ` + fn), typ: KFENCE, title: "KFENCE: invalid free in %s",

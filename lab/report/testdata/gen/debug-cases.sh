@@ -6,6 +6,7 @@ filter=${2:-.}
 here=$(cd "$(dirname "$0")" && pwd)
 tree=${REPROLAB_CACHE:-$HOME/.cache/reprolab}/report-gen/debug/linux-source-6.1
 grep -v '^#' "$here/cases3.txt" | grep -E -- "$filter" | while read -r arch name cases cpu secs; do
+	[ -z "${UNTIL:-}" ] || [ "$(date +%s)" -lt "$UNTIL" ] || break
 	extra="kmemleak.verbose=1"
 	reboot=
 	case $name in *reboot*) extra="$extra earlyprintk=serial"; reboot=1 ;; esac
