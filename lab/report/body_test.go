@@ -49,7 +49,7 @@ func TestFrameLine(t *testing.T) {
 // TestInlineMarker: 3.x prints "<IRQ>  [<addr>] frame" on one line; the frame is kept.
 func TestInlineMarker(t *testing.T) {
 	for in, want := range map[string]string{
-		" <IRQ>  [<ffffffff8163e7c3>] dump_stack+0x19/0x1b": "dump_stack",
+		" <IRQ>  [<ffffffff8163e7c3>] dump_stack+0x19/0x1b":  "dump_stack",
 		" <EOI>  [<ffffffff81091f5e>] ? cpu_idle+0x8e/0x110": "cpu_idle",
 		" <IRQ>": "",
 	} {
