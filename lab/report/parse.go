@@ -772,9 +772,6 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 		}
 	}
 	r.Title = titleOf(ru.title, m, access, fn)
-	if ru.normalizeTitle {
-		r.Title = strings.TrimSpace(normalize(r.Title))
-	}
 	if ru.dropOffsets {
 		r.Title = offsetRe.ReplaceAllString(r.Title, "")
 	}

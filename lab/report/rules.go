@@ -44,8 +44,6 @@ type rule struct {
 	untimed bool
 	// corrupted: this start line on its own means the real header was lost.
 	corrupted string
-	// normalizeTitle: the title is the start line's text with numbers replaced.
-	normalizeTitle bool
 	// dropOffsets: "+0x71/0xd0" after functions named in the title is removed.
 	dropOffsets bool
 	// lit is the literal text every match of start begins with (from the pattern), so
@@ -316,6 +314,10 @@ var rules = []rule{
 	{start: re(`^BUG: Bad rss-counter state`), typ: Bug, title: "BUG: Bad rss-counter state", noFrames: true},
 	{start: re(`^BUG: non-zero (nr_ptes|nr_pmds) on freeing mm`), typ: Bug, title: "BUG: non-zero $1 on freeing mm", noFrames: true},
 	{start: re(`^BUG: Dentry .* still in use`), typ: Bug, title: "BUG: Dentry still in use in %s"},
+	{start: re(`^WARNING: kernel stack regs at [0-9a-f]+ in \S* has bad '([^']+)' value`), typ: Warning,
+		title: "WARNING: kernel stack regs has bad '$1' value", noFrames: true},
+	{start: re(`^WARNING: kernel stack frame pointer at [0-9a-f]+ in \S* has bad value`), typ: Warning,
+		title: "WARNING: kernel stack frame pointer has bad value", noFrames: true},
 
 	// Lockups, stalls, hangs.
 	{start: re(`^(?:NMI watchdog: |watchdog: )?Watchdog detected hard LOCKUP`), typ: HardLockup, title: "watchdog: hard lockup in %s", stall: true},
@@ -351,7 +353,15 @@ var rules = []rule{
 		corrupted: "truncated: a panic_on_warn panic whose WARNING is missing"},
 	{start: re(`^Kernel panic - not syncing: hung_task: blocked tasks`), typ: Panic, title: "kernel panic: hung_task: blocked tasks", noFrames: true,
 		corrupted: "truncated: a hung-task panic whose report is missing"},
-	{start: re(`^Kernel panic - not syncing: (.*)`), typ: Panic, title: "kernel panic: $1", noFrames: true, normalizeTitle: true},
+	// Other panics are named by their message as printed (the signature normalises
+	// numbers and addresses away).
+	{start: re(`^Kernel panic - not syncing: (.*)`), typ: Panic, title: "kernel panic: $1", noFrames: true},
+
+	// The fault line printed in two parts and the second lost.
+	{start: re(`^BUG: (?:unable|Unable) to handle kernel\s*$`), typ: Oops, title: "BUG: unable to handle kernel", noFrames: true,
+		corrupted: "truncated: the fault's description is cut off"},
+	// Any other BUG: is a bug; syzbot names it by its line as printed.
+	{start: re(`^BUG: (.+)`), typ: Bug, title: "BUG: $1", noFrames: true},
 
 	// A reboot nobody asked for: the decompressor's banner after kernel output.
 	{start: re(`^Booting the kernel\.?$`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true},
