@@ -55,7 +55,7 @@ func TestBadInputs(t *testing.T) {
 			`unknown config fragment "dmcrypt"`},
 		{"unknown arch", Spec{Arch: "riscv64", Source: source.Source{Dir: mini(t)}}, `arch "riscv64": want x86_64 or arm64`},
 		{"patch does not apply", Spec{Source: source.Source{Dir: mini(t)}, Patches: []string{abs("testdata/wrong-context.diff")}},
-			`mm/writeback.c: hunk @@ -5,6 +5,7 @@: does not apply: first mismatch at line 6: the patch expects "\tret = test_clear_writeback(page);", the file has "\tret = clear_writeback(page);"`},
+			`mm/writeback.c: hunk @@ -5,6 +5,7 @@ in end_writeback(): does not apply: first mismatch at line 6: the patch expects "\tret = test_clear_writeback(page);", the file has "\tret = clear_writeback(page);"`},
 		{"probe anchor not found", Spec{Source: source.Source{Dir: mini(t)}, Probes: []string{abs("testdata/probe-bad-anchor.yaml")}},
 			`probe window: anchor before "account(page->memcg)" not found in end_writeback() in mm/writeback.c:2-10 (kernel 4.11.0)`},
 		{"tarball with wrong sha256", Spec{Source: source.Source{Tarball: tarball, SHA256: strings.Repeat("ab", 32)}},
