@@ -267,7 +267,11 @@ const sigFrames = 2
 // are not part of it.
 func signature(r *Report) string {
 	h := sha256.New()
-	h.Write([]byte(normalize(r.Title)))
+	t := r.sigTitle
+	if t == "" {
+		t = r.Title
+	}
+	h.Write([]byte(normalize(t)))
 	// A panic's message names it; its caller is not reliably printed (see panicTitle).
 	if r.Guilty >= 0 && r.Type != Panic {
 		n := 0

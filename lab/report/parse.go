@@ -781,6 +781,10 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	if strings.Contains(r.Title, "[") && timestampInTitleRe.MatchString(r.Title) && !r.Corrupted {
 		r.Corrupted, r.CorruptedReason = true, "interleaved: a printk timestamp inside the title"
 	}
+	r.sigTitle = r.Title
+	if ru.sigTitle != "" {
+		r.sigTitle = titleOf(ru.sigTitle, m, access, fn)
+	}
 	r.Signature = signature(r)
 	return r
 }

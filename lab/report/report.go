@@ -112,8 +112,9 @@ type Report struct {
 	Others []string
 
 	complete  bool
-	nestedAt  int  // line index where an interleaved report starts inside this one
-	faultSite bool // Frames[0] is the faulting instruction (RIP/pc), not a return address
+	sigTitle  string // the title the signature hashes (rule.sigTitle)
+	nestedAt  int    // line index where an interleaved report starts inside this one
+	faultSite bool   // Frames[0] is the faulting instruction (RIP/pc), not a return address
 }
 
 // Parse returns every report in log, in order.

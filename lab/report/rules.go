@@ -44,6 +44,8 @@ type rule struct {
 	untimed bool
 	// corrupted: this start line on its own means the real header was lost.
 	corrupted string
+	// sigTitle, when set, replaces title in the signature: the same bug on another arch.
+	sigTitle string
 	// dropOffsets: "+0x71/0xd0" after functions named in the title is removed.
 	dropOffsets bool
 	// lit is the literal text every match of start begins with (from the pattern), so
@@ -229,6 +231,10 @@ var rules = []rule{
 	{start: re(`^(?:Oops: )?(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s"},
 	{start: re(`^(?:Oops: )?invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s"},
 	{start: re(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s"},
+	// arm64's undefined instruction is x86's invalid opcode: syzbot titles them apart, the
+	// signature does not, so one bug seen on both arches is one bug.
+	{start: re(`^Internal error: Oops - [Uu]ndefined instruction`), typ: InvalidOpcode, title: "Internal error in %s",
+		alt: []string{"bad-access in %s"}, sigTitle: "invalid opcode in %s"},
 	{start: re(`^Internal error: `), typ: Oops, title: "Internal error in %s", alt: []string{"bad-access in %s"}},
 	{start: re(`^Unhandled fault: `), typ: Oops, title: "Unhandled fault in %s", alt: []string{"bad-access in %s"}},
 	{start: re(`^Alignment trap: `), typ: Oops, title: "Alignment trap in %s"},
