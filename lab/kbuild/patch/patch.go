@@ -196,6 +196,11 @@ func parseMessage(src string, msg []byte) (*Patch, error) {
 				break
 			}
 		}
+		if !strings.HasPrefix(sec[0], "diff --git ") && (j >= len(lines) || !hunkRe.MatchString(lines[j])) {
+			// "--- " then "+++ " without a hunk is prose (a quoted line, a signature
+			// dash), not a diff: only a git header may stand without hunks.
+			continue
+		}
 		for j < len(lines) {
 			m := hunkRe.FindStringSubmatch(lines[j])
 			if m == nil {

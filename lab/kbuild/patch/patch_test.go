@@ -228,8 +228,16 @@ func TestBad(t *testing.T) {
 	if _, err := Parse("cut.diff", []byte("--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n a\n-b\n")); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated: %v", err)
 	}
-	ps, _ := Load("testdata/plain.diff")
-	err := Apply(context.Background(), t.TempDir(), ps)
+	// Prose that happens to hold a "--- " line above a "+++ " line is not a file diff.
+	ps, err := Parse("prose.mail", []byte("Hi,\n--- a/x.c is where it starts\n+++ and this is prose too\n\ndiff --git a/y b/y\n--- a/y\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n"))
+	if err != nil || len(ps) != 1 || strings.Join(ps[0].Paths(), " ") != "y" {
+		t.Errorf("prose header: %v, paths %v", err, ps[0].Paths())
+	}
+	if _, err := Parse("nohunk.mail", []byte("--- a/x.c\n+++ b/x.c\nno hunk follows\n")); err == nil || !strings.Contains(err.Error(), "no diff found") {
+		t.Errorf("header without hunk: %v", err)
+	}
+	ps, _ = Load("testdata/plain.diff")
+	err = Apply(context.Background(), t.TempDir(), ps)
 	if e, ok := err.(*Error); !ok || e.File != "lines.txt" || !strings.Contains(e.Msg, "does not exist") {
 		t.Errorf("missing file: %v", err)
 	}
