@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,56 +67,94 @@ func runReport(cmd *cobra.Command, f *reportFlags, args []string) error {
 	if err := f.check(args); err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
+	bw := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
+	defer bw.Flush()
+	out := bw
 	if f.vmcore != "" {
 		if err := printBacktraces(out, f); err != nil {
 			return err
 		}
 	}
-	var sym *report.Symbolizer
-	defer func() {
-		if sym != nil {
-			sym.Close()
-		}
-	}()
-	found := false
-	var all []*report.Report
+	p := &reportPrinter{f: f, out: out, errOut: cmd.ErrOrStderr()}
+	defer p.close()
+	if f.json {
+		fmt.Fprint(out, "[")
+	}
 	for _, path := range args {
-		reports, err := readReports(path)
-		if err != nil {
-			return err
-		}
-		found = found || len(reports) > 0
-		for _, r := range reports {
-			if f.vmlinux == "" {
-				continue
-			}
-			if sym == nil {
-				if sym, err = f.symbolizer(r); err != nil {
-					return err
-				}
-			}
-			if err := sym.Symbolize(r); err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "reprolab report: %s: symbolize %q: %v\n", path, r.Title, err)
-			}
-		}
-		if f.json {
-			all = append(all, reports...)
-			continue
-		}
-		if err := printReports(out, path, reports); err != nil {
+		if err := p.file(path); err != nil {
 			return err
 		}
 	}
 	if f.json {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(all); err != nil {
+		fmt.Fprintln(out, "\n]")
+	}
+	if p.found > 0 && f.crashExit {
+		return exitStatus(fault.ExitCrashed)
+	}
+	return nil
+}
+
+// reportPrinter prints reports as the parser finds them, so a console of any size is
+// reported in bounded memory.
+type reportPrinter struct {
+	f           *reportFlags
+	out, errOut io.Writer
+	sym         *report.Symbolizer
+	found       int // reports printed, all files
+}
+
+func (p *reportPrinter) close() {
+	if p.sym != nil {
+		p.sym.Close()
+	}
+}
+
+// file prints the reports of one console log ("-", a file or a run directory).
+func (p *reportPrinter) file(path string) error {
+	n := 0
+	err := streamReports(path, func(r *report.Report) error {
+		n++
+		if err := p.symbolize(path, r); err != nil {
+			return err
+		}
+		p.found++
+		if p.f.json {
+			sep := ",\n"
+			if p.found == 1 {
+				sep = "\n"
+			}
+			b, err := json.MarshalIndent(r, "  ", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(p.out, "%s  %s", sep, b)
+			return err
+		}
+		fmt.Fprintf(p.out, "%s: report %d\n", path, n)
+		if _, err := r.WriteTo(p.out); err != nil && !errors.Is(err, os.ErrClosed) {
+			return err
+		}
+		_, err := fmt.Fprintln(p.out, strings.Repeat("=", 72))
+		return err
+	})
+	if err == nil && n == 0 && !p.f.json {
+		fmt.Fprintf(p.out, "%s: no crash report\n", path)
+	}
+	return err
+}
+
+func (p *reportPrinter) symbolize(path string, r *report.Report) error {
+	if p.f.vmlinux == "" {
+		return nil
+	}
+	if p.sym == nil {
+		var err error
+		if p.sym, err = p.f.symbolizer(r); err != nil {
 			return err
 		}
 	}
-	if found && f.crashExit {
-		return exitStatus(fault.ExitCrashed)
+	if err := p.sym.Symbolize(r); err != nil {
+		fmt.Fprintf(p.errOut, "reprolab report: %s: symbolize %q: %v\n", path, r.Title, err)
 	}
 	return nil
 }
@@ -137,31 +176,32 @@ func printBacktraces(out io.Writer, f *reportFlags) error {
 	return nil
 }
 
-// readReports parses a console log as it streams (logs of any size in bounded
-// memory). path may be "-" (stdin), a console log, or a run directory (its console.log).
-func readReports(path string) ([]*report.Report, error) {
+// streamReports parses a console log as it streams (logs of any size in bounded
+// memory) and calls fn with each report. path may be "-" (stdin), a console log, or a
+// run directory (its console.log).
+func streamReports(path string, fn func(*report.Report) error) error {
 	var in io.Reader = os.Stdin
 	if path != "-" {
 		file, err := consoleOf(path)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		fh, err := os.Open(file)
 		if err != nil {
-			return nil, fault.Inputf("cannot read console log %s: %w", file, err)
+			return fault.Inputf("cannot read console log %s: %w", file, err)
 		}
 		defer fh.Close()
 		in = fh
 	}
-	var reports []*report.Report
+	var fnErr error
 	err := report.ParseReader(in, func(r *report.Report) error {
-		reports = append(reports, r)
-		return nil
+		fnErr = fn(r)
+		return fnErr
 	})
-	if err != nil {
-		return nil, fault.Inputf("cannot read console log %s: %w", path, err)
+	if err != nil && fnErr == nil {
+		return fault.Inputf("cannot read console log %s: %w", path, err)
 	}
-	return reports, nil
+	return err
 }
 
 // consoleOf returns the console log a path names: the file itself, or a run
@@ -199,18 +239,4 @@ func (f *reportFlags) symbolizer(r *report.Report) (*report.Symbolizer, error) {
 		}
 	}
 	return sym, nil
-}
-
-func printReports(out io.Writer, path string, reports []*report.Report) error {
-	if len(reports) == 0 {
-		fmt.Fprintf(out, "%s: no crash report\n", path)
-	}
-	for i, r := range reports {
-		fmt.Fprintf(out, "%s: report %d of %d\n", path, i+1, len(reports))
-		if _, err := r.WriteTo(out); err != nil && !errors.Is(err, os.ErrClosed) {
-			return err
-		}
-		fmt.Fprintln(out, strings.Repeat("=", 72))
-	}
-	return nil
 }
