@@ -119,6 +119,7 @@ type bisection struct {
 	prob    bisect.Problem
 	builds  map[string]*campaign.Build // built this time or recorded with an image
 	runs    map[string]int             // trials recorded per group (for trial ids)
+	stored  []store.Run                // finished runs found at the start (the revert check's too)
 	tree    string
 	out     io.Writer
 }
@@ -171,6 +172,7 @@ func (x *Bisection) Run(ctx context.Context, e *campaign.Engine) (*Report, error
 	if discarded > 0 {
 		fmt.Fprintf(b.out, "bisect %s: %d interrupted run(s) discarded, redone\n", rep.Name, discarded)
 	}
+	b.stored = finished
 	obs, err := b.observations(ctx, finished)
 	if err != nil {
 		return nil, err

@@ -163,6 +163,21 @@ func (b *bisection) verifyRevert(ctx context.Context, st *bisect.State, rep *Rep
 		maxEnd = 50 * b.prob.RunSeconds // lab/bisect's default for the crashing end
 	}
 	clean := 0.0
+	// Runs of an earlier invocation count (the check resumes like the search).
+	for _, r := range b.stored {
+		if r.Group != group {
+			continue
+		}
+		rc.Runs++
+		rc.LoopMinutes += r.LoopSeconds / 60
+		switch result(r) {
+		case bisect.Crash:
+			rc.Verdict = "crashes"
+			return rc
+		case bisect.Clean, bisect.Other:
+			clean += r.LoopSeconds
+		}
+	}
 	for ctx.Err() == nil {
 		if (!b.o.Fix && clean >= need) || (b.o.Fix && rc.LoopMinutes*60 >= maxEnd) {
 			rc.Verdict = "clean"
