@@ -52,3 +52,37 @@ func TestCorruptedMutations(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignLines: what other tasks (CONFIG_PRINTK_CALLER ids) and user space (no
+// timestamp) print in the middle of a real report is not part of it: same title, same
+// frames, not corrupted, as syzbot's consoles need.
+func TestForeignLines(t *testing.T) {
+	for _, name := range []string{"x86-null", "x86-warn", "arm64-null", "x86-kasan-uaf"} {
+		r := Parse(readCase(t, "testdata/linux/"+name+".txt").log)[0]
+		var task, user strings.Builder
+		for i, l := range strings.SplitAfter(string(r.Text), "\n") {
+			if l == "" {
+				continue
+			}
+			end := strings.Index(l, "] ")
+			tagged := l[:end+1] + "[   T95]" + l[end+1:]
+			task.WriteString(tagged)
+			user.WriteString(l)
+			if i%3 == 2 {
+				task.WriteString(l[:end+1] + "[  T412] audit: type=1400 audit(1.2:3): avc:  denied  { read } for  pid=412\n")
+				user.WriteString("executing program 0:\nsyz_open_dev(0x0, 0x0, 0x0)\n")
+			}
+		}
+		for how, log := range map[string]string{"other task's lines": task.String(), "user-space lines": user.String()} {
+			rs := Parse([]byte(log))
+			if len(rs) != 1 {
+				t.Errorf("%s, %s: %d reports, want 1", name, how, len(rs))
+				continue
+			}
+			g := rs[0]
+			if g.Title != r.Title || g.Corrupted || strings.Join(g.SignatureFrames(), " ") != strings.Join(r.SignatureFrames(), " ") {
+				t.Errorf("%s, %s: %q corrupted=%v (%s) frames %v; want %q, %v", name, how, g.Title, g.Corrupted, g.CorruptedReason, g.SignatureFrames(), r.Title, r.SignatureFrames())
+			}
+		}
+	}
+}

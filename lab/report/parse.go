@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -495,8 +494,22 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 	gap := 0
 	sawEnd := false
 	timed := lines[i].ts != ""
+	caller := taskCaller(lines[i])
 	for j := i + 1; j < len(lines); j++ {
 		text := lines[j].text
+		if timed && lines[j].ts == "" && !rules[k].untimed && strings.TrimSpace(text) != "" {
+			// User space writing to the console between the kernel's lines (a
+			// reproducer's progress): neither part of the report nor the end of it,
+			// unless it starts one of the reports user space prints (a memory leak).
+			if nk, _ := kernelStartAt(lines, j, true); nk < 0 {
+				continue
+			}
+		}
+		if caller != "" && otherTask(lines[j], caller) {
+			if nk, _ := kernelStartAt(lines, j, timed); nk < 0 {
+				continue // another task's line (printk caller ids): not this report's
+			}
+		}
 		if nk, _ := kernelStartAt(lines, j, timed); nk >= 0 {
 			if sawEnd && !isPanic(&rules[nk]) {
 				return first, last, true, nested
@@ -672,6 +685,24 @@ var (
 
 func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	r := &Report{Type: ru.typ, CPU: -1, PID: -1, Guilty: -1}
+	// What another task printed meanwhile (CONFIG_PRINTK_CALLER ids) and what user
+	// space wrote between the kernel's lines (no timestamp in a timed report) are not
+	// this report's.
+	c := taskCaller(ls[0])
+	if c == "" && len(ls) > 1 {
+		c = taskCaller(ls[1])
+	}
+	timed := ls[0].ts != "" && !ru.untimed
+	if c != "" || timed {
+		kept := make([]line, 0, len(ls))
+		for _, l := range ls {
+			if c != "" && otherTask(l, c) || timed && l.ts == "" && strings.TrimSpace(l.text) != "" {
+				continue
+			}
+			kept = append(kept, l)
+		}
+		ls = kept
+	}
 	startText, startIdx := "", 0
 	for i, l := range ls {
 		if k, _ := kernelStart(l, ls[0].ts != ""); k >= 0 {
@@ -810,25 +841,26 @@ func archOf(fs []Frame) string {
 	return ""
 }
 
+// taskCaller returns the line's printk caller id if it is a task's ("T95"), else "".
+func taskCaller(l line) string {
+	if strings.HasPrefix(l.caller, "T") {
+		return l.caller
+	}
+	return ""
+}
+
+// otherTask: the line was printed by a task other than caller (CPU contexts such as
+// NMI backtraces of other CPUs are kept).
+func otherTask(l line, caller string) bool {
+	return strings.HasPrefix(l.caller, "T") && l.caller != caller
+}
+
 // allocTraceRe: KASAN's and KFENCE's other stacks.
 var allocTraceRe = regexp.MustCompile(`^(?:Allocated|Freed|allocated|freed|Last potentially related work creation|Second to last potentially related work creation) by task \d+`)
 
-// corruption finds what makes a report unreliable beyond its extent: lines from several
-// tasks (CONFIG_PRINTK_CALLER ids) in what one task prints, or a stack header ("Call
-// Trace:", "backtrace:", "Freed by task N:") with no frame after it.
+// corruption finds what makes a report unreliable beyond its extent: a stack header
+// ("Call Trace:", "backtrace:", "Freed by task N:") with no frame after it.
 func corruption(ls []line) string {
-	var tasks []string
-	for _, l := range ls {
-		t := strings.TrimSpace(l.text)
-		if strings.HasPrefix(t, "NMI backtrace for cpu") || strings.HasPrefix(t, "Sending NMI from CPU") {
-			break // other CPUs' backtraces are printed by them
-		}
-		if strings.HasPrefix(l.caller, "T") && !slices.Contains(tasks, l.caller) {
-			if tasks = append(tasks, l.caller); len(tasks) > 1 {
-				return "interleaved: lines of several tasks (printk caller " + tasks[0] + " and " + tasks[1] + ")"
-			}
-		}
-	}
 	for i, l := range ls {
 		t := strings.TrimSpace(l.text)
 		if !traceStart(t) && !allocTraceRe.MatchString(t) {
