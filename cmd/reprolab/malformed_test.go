@@ -168,7 +168,7 @@ func TestMalformedInputs(t *testing.T) {
 		{"memory 0", repro("r7.yaml", "name: r\nrun: \"true\"\nguest: {memory: 0}\nbudget: {iterations: 1}\n"), []string{"guest.memory (line 3): 0 is too small"}},
 		{"memory overflows", repro("r8.yaml", "name: r\nrun: \"true\"\nguest: {memory: 9999999999999G}\nbudget: {iterations: 1}\n"), []string{"line 3", `bad size "9999999999999G": too large`}},
 		{"memory 95 TiB", repro("r9.yaml", "name: r\nrun: \"true\"\nguest: {memory: 95T}\nbudget: {iterations: 1}\n"), []string{"guest.memory (line 3): 95T is absurd"}},
-		{"memory beyond host RAM", repro("r10.yaml", "name: r\nrun: \"true\"\nguest: {memory: 1000G}\nbudget: {iterations: 1}\n"), []string{"guest.memory 1000G is more than this host's"}},
+		{"memory beyond host RAM", repro("r10.yaml", "name: r\nrun: \"true\"\nguest: {memory: 1000G}\nbudget: {iterations: 1}\n"), []string{"r10.yaml", "guest.memory 1000G is more than this host's"}},
 		{"iterations fractional", repro("r11.yaml", "name: r\nrun: \"true\"\nbudget: {iterations: 1.5}\n"), []string{`budget.iterations (line 3): "1.5" is not a whole number`}},
 		{"iteration_timeout negative", repro("r12.yaml", "name: r\nrun: \"true\"\nbudget: {iterations: 3, iteration_timeout: -1s}\n"), []string{"budget.iteration_timeout (line 3): -1s: must be a positive duration"}},
 		{"duration zero", repro("r13.yaml", "name: r\nrun: \"true\"\nbudget: {duration: 0s}\n"), []string{"budget.duration (line 3): 0s"}},

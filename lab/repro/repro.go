@@ -130,7 +130,7 @@ func (c *Config) check() error {
 		return fmt.Errorf("reproducer %s: iteration timeout %s must be positive", c.Repro.Name, c.Repro.Budget.IterationTimeout.Std())
 	}
 	if mem := hostMemory(); mem > 0 && int64(c.Repro.Guest.Memory) > mem {
-		return fmt.Errorf("reproducer %s: guest.memory %s is more than this host's %d MiB of RAM", c.Repro.Name, c.Repro.Guest.Memory, mem>>20)
+		return fmt.Errorf("reproducer %s (%s): guest.memory %s is more than this host's %d MiB of RAM", c.Repro.Name, c.Repro.Path, c.Repro.Guest.Memory, mem>>20)
 	}
 	return nil
 }
