@@ -9,6 +9,8 @@
 //	/init serve                    SSH server on the virtio-serial port org.reprolab.agent
 //	reprolab-agent dmcrypt-swap <dev|serial:NAME> [dm-name]
 //	reprolab-agent mount-ext4 <dev|serial:NAME> <dir>
+//	reprolab-agent fill-tmpfs <dir> <size-MiB> <tmpfs-MiB>
+//	reprolab-agent loop [-n N] [-d DURATION] <command>
 //	reprolab-agent resolve serial:NAME
 //	reprolab-agent info
 //
@@ -40,6 +42,10 @@ func main() {
 		err = cmdDmcryptSwap(args[1:])
 	case "mount-ext4":
 		err = cmdMountExt4(args[1:])
+	case "fill-tmpfs":
+		err = cmdFillTmpfs(args[1:])
+	case "loop":
+		err = cmdLoop(args[1:])
 	case "resolve":
 		err = cmdResolve(args[1:])
 	case "info":
@@ -62,6 +68,8 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage: reprolab-agent <command> [args]
   dmcrypt-swap <dev|serial:NAME> [dm-name]   swap on dm-crypt (aes-xts-plain64, random key); prints the dm device
   mount-ext4 <dev|serial:NAME> <dir>         mkdir -p dir and mount the ext4 file system there
+  fill-tmpfs <dir> <size-MiB> <tmpfs-MiB>    mount a tmpfs and fill it with size-MiB files of 1 MiB of random data
+  loop [-n N] [-d DURATION] <command>        run sh -c command N times or for DURATION, one progress line per iteration
   resolve serial:NAME                        print the /dev node of the virtio disk with that serial
   info                                       kernel version, swaps and mounts
   serve                                      the SSH server (started by /init)

@@ -59,6 +59,9 @@ type Config struct {
 	BootTimeout time.Duration
 	// DumpVmcore keeps a guest memory dump of a panicked guest in the run dir.
 	DumpVmcore bool
+	// LoopOverSSH runs each iteration as its own SSH command (the pre-agent-loop way),
+	// for comparing the harness's overhead; normally the loop runs inside the guest.
+	LoopOverSSH bool
 }
 
 // InputError is a problem with what the user asked for (exit 2).
@@ -148,6 +151,10 @@ type run struct {
 	lastOut *lastLines
 	oomSeen int             // console offset up to which OOM reports have been recorded
 	syms    *report.Symbols // the guest's text symbols, for arm64 register backtraces
+	// events says the in-guest loop's progress lines (parsed on the SSH output
+	// goroutine) have news for the goroutine that owns the run's state; nil when unused.
+	events   chan struct{}
+	progress *iterLines
 }
 
 func (r *run) say(format string, args ...any) {
@@ -608,19 +615,29 @@ func (r *run) writeReports() {
 // guestRun runs one command over SSH while watching for a crash, QEMU's death and a hang.
 // timeout 0 means the spec's iteration timeout. A non-empty Outcome ends the run.
 func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (int, Outcome, error) {
+	return r.guestRunTo(ctx, cmd, timeout, nil)
+}
+
+// guestRunTo is guestRun that also passes the command's stdout to progress (the in-guest
+// loop's iteration lines), after the guest log has it.
+func (r *run) guestRunTo(ctx context.Context, cmd string, timeout time.Duration, progress io.Writer) (int, Outcome, error) {
 	if timeout == 0 {
 		timeout = r.cfg.Repro.Budget.IterationTimeout.Std()
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := &lastLines{w: r.guestLg}
+	var stdout io.Writer = out
+	if progress != nil {
+		stdout = io.MultiWriter(out, progress)
+	}
 	type ran struct {
 		code int
 		err  error
 	}
 	ch := make(chan ran, 1)
 	go func() {
-		code, err := r.client.Run(cctx, cmd, out, out)
+		code, err := r.client.Run(cctx, cmd, stdout, out)
 		ch <- ran{code, err}
 	}()
 	r.lastOut = out
@@ -629,7 +646,11 @@ func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (
 	defer tick.Stop()
 	for {
 		select {
+		case <-r.events:
+			r.drainEvents()
+			continue
 		case d := <-ch:
+			r.drainEvents()
 			if d.err == nil {
 				return d.code, "", nil
 			}
@@ -645,10 +666,12 @@ func (r *run) guestRun(ctx context.Context, cmd string, timeout time.Duration) (
 			}
 			return 0, InfraError, fmt.Errorf("lost the guest agent during %s (%v) with no crash on the console; console tail:\n%s", r.phase(), d.err, r.watch.Tail(10))
 		case <-r.watch.Crash():
+			r.drainEvents()
 			cancel()
 			o, err := r.crashed(ctx)
 			return 0, o, err
 		case <-r.vm.Exited():
+			r.drainEvents()
 			cancel()
 			o, err := r.ended(ctx)
 			if o == "" {

@@ -545,9 +545,8 @@ func (s Step) Command() string {
 		// with ENOSPC; the readers loop over the files forever, pulling pages back
 		// from swap while the reproducer pushes others out.
 		size := f.Size.MB()
-		cmd := fmt.Sprintf("mkdir -p %[1]s && mount -t tmpfs -o size=%[2]dM tmpfs %[1]s && "+
-			"i=0; while [ $i -lt %[3]d ]; do dd if=/dev/urandom of=%[1]s/fill.$i bs=1M count=1 2>/dev/null || exit 1; i=$((i+1)); done",
-			f.Path, size+size/8+1, size)
+		// One agent process writes every file (a dd per MiB cost 200 process starts).
+		cmd := fmt.Sprintf("reprolab-agent fill-tmpfs %s %d %d", f.Path, size, size+size/8+1)
 		for i := 0; i < f.Readers; i++ {
 			cmd += fmt.Sprintf(" && (setsid sh -c 'while :; do cat %s/fill.* >/dev/null; done' </dev/null >/dev/null 2>&1 &)", f.Path)
 		}

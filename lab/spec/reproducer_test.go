@@ -74,7 +74,7 @@ func TestSeedSpec(t *testing.T) {
 		cmds = append(cmds, s.Command())
 	}
 	all := strings.Join(cmds, "\n")
-	for _, want := range []string{"reprolab-agent dmcrypt-swap serial:swap", "reprolab-agent mount-ext4 serial:data /mnt/ext4", "mount -t tmpfs -o size=226M", "setsid sh -c 'while :; do cat /mnt/fill/fill.*"} {
+	for _, want := range []string{"reprolab-agent dmcrypt-swap serial:swap", "reprolab-agent mount-ext4 serial:data /mnt/ext4", "reprolab-agent fill-tmpfs /mnt/fill 200 226", "setsid sh -c 'while :; do cat /mnt/fill/fill.*"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("setup commands lack %q:\n%s", want, all)
 		}
