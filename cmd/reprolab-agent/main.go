@@ -46,6 +46,8 @@ func main() {
 		err = cmdFillTmpfs(args[1:])
 	case "loop":
 		err = cmdLoop(args[1:])
+	case "reseed":
+		err = cmdReseed(args[1:])
 	case "resolve":
 		err = cmdResolve(args[1:])
 	case "info":
@@ -70,6 +72,7 @@ func usage() {
   mount-ext4 <dev|serial:NAME> <dir>         mkdir -p dir and mount the ext4 file system there
   fill-tmpfs <dir> <size-MiB> <tmpfs-MiB>    mount a tmpfs and fill it with size-MiB files of 1 MiB of random data
   loop [-n N] [-d DURATION] <command>        run sh -c command N times or for DURATION, one progress line per iteration
+  reseed < seed [authorized_keys line]       after a snapshot restore: new randomness and a new client key
   resolve serial:NAME                        print the /dev node of the virtio disk with that serial
   info                                       kernel version, swaps and mounts
   serve                                      the SSH server (started by /init)

@@ -223,24 +223,17 @@ func serverConfig() (*ssh.ServerConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host key %s: %w", hostKeyPath, err)
 	}
-	authData, err := os.ReadFile(authorizedKeysPath)
+	authorized, err := readAuthorized(authorizedKeysPath)
 	if err != nil {
-		return nil, fmt.Errorf("authorized keys: %w (the per-run overlay initramfs must contain it)", err)
-	}
-	authorized := map[string]bool{}
-	for rest := authData; len(bytes.TrimSpace(rest)) > 0; {
-		var k ssh.PublicKey
-		k, _, _, rest, err = ssh.ParseAuthorizedKey(rest)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", authorizedKeysPath, err)
-		}
-		authorized[string(k.Marshal())] = true
-	}
-	if len(authorized) == 0 {
-		return nil, fmt.Errorf("%s holds no keys", authorizedKeysPath)
+		return nil, err
 	}
 	config := &ssh.ServerConfig{
 		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			// Read per attempt: a guest restored from a snapshot gets a new per-run key
+			// (reprolab-agent reseed) without restarting the server.
+			if keys, err := readAuthorized(authorizedKeysPath); err == nil {
+				authorized = keys
+			}
 			if authorized[string(key.Marshal())] {
 				return nil, nil
 			}
@@ -426,4 +419,25 @@ func runShim(args []string) error {
 	}
 	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
 	return syscall.Exec("/bin/sh", []string{"sh", "-c", args[0]}, os.Environ())
+}
+
+// readAuthorized reads an authorized_keys file; it must hold at least one key.
+func readAuthorized(path string) (map[string]bool, error) {
+	authData, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("authorized keys: %w (the per-run overlay initramfs must contain it)", err)
+	}
+	authorized := map[string]bool{}
+	for rest := authData; len(bytes.TrimSpace(rest)) > 0; {
+		var k ssh.PublicKey
+		k, _, _, rest, err = ssh.ParseAuthorizedKey(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		authorized[string(k.Marshal())] = true
+	}
+	if len(authorized) == 0 {
+		return nil, fmt.Errorf("%s holds no keys", path)
+	}
+	return authorized, nil
 }

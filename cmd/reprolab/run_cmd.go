@@ -21,7 +21,7 @@ type runFlags struct {
 	arch, kernel, vmlinux, modules, repro, accel, qemu, results, reproducers string
 	iterations                                                               int
 	duration, bootTimeout                                                    time.Duration
-	vmcore                                                                   bool
+	vmcore, snapshot                                                         bool
 	cmdline                                                                  []string
 }
 
@@ -49,6 +49,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.qemu, "qemu", "", "QEMU binary (default qemu-system-x86_64 / qemu-system-aarch64 from PATH)")
 	fl.StringVar(&f.results, "results", "results", "results directory")
 	fl.StringVar(&f.reproducers, "reproducers", "reproducers", "where reproducer names are looked up")
+	fl.BoolVar(&f.snapshot, "snapshot", false, "boot and set up once per kernel, reproducer and command line, then restore that state (seconds instead of a boot); also set by snapshot: true in the spec")
 	fl.BoolVar(&f.vmcore, "vmcore", false, "dump guest memory to results/<run>/vmcore when the guest panics")
 	fl.DurationVar(&f.bootTimeout, "boot-timeout", 0, "how long the guest agent may take to answer (default 60s KVM, 180s TCG)")
 	fl.StringArrayVar(&f.cmdline, "cmdline", nil, "extra kernel command-line parameter (repeatable), e.g. a probe delay")
@@ -82,6 +83,9 @@ func (f *runFlags) check(cmd *cobra.Command) (*repro.Config, error) {
 	if err != nil {
 		return nil, fault.AsInput(err)
 	}
+	if f.snapshot && !rs.SnapshotDefault() {
+		return nil, fault.AsInput(fmt.Errorf("--snapshot: %s says snapshot: false (its setup must be fresh every trial)", path))
+	}
 	return &repro.Config{
 		Arch: arch, Accel: accel, QEMUBinary: f.qemu,
 		Kernel: f.kernel, Vmlinux: f.vmlinux, ModulesDir: f.modules,
@@ -89,6 +93,7 @@ func (f *runFlags) check(cmd *cobra.Command) (*repro.Config, error) {
 		ResultsDir: f.results, CacheDir: cacheDir(), Progress: os.Stderr,
 		TTY:        term.IsTerminal(int(os.Stderr.Fd())),
 		DumpVmcore: f.vmcore, BootTimeout: f.bootTimeout,
+		Snapshot: f.snapshot || rs.SnapshotAsked(),
 	}, nil
 }
 

@@ -193,6 +193,11 @@ func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) 
 	return c.run(ctx, cmd, nil, stdout, stderr)
 }
 
+// RunInput is Run with stdin fed from in.
+func (c *Client) RunInput(ctx context.Context, cmd string, in io.Reader, stdout, stderr io.Writer) (int, error) {
+	return c.run(ctx, cmd, in, stdout, stderr)
+}
+
 // Upload writes r to the file dst in the guest with mode perm (through "cat", so it needs
 // no extra protocol), replacing any file there.
 func (c *Client) Upload(ctx context.Context, dst string, r io.Reader, perm os.FileMode) error {

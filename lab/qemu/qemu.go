@@ -57,6 +57,9 @@ type Config struct {
 	CacheDir string
 	// Say receives one-line notices (accelerator fallback); may be nil.
 	Say func(string)
+	// Incoming, when set, is a device-state file written by SaveState: QEMU restores the
+	// guest from it instead of booting (the rest of Config must match the saved guest's).
+	Incoming string
 }
 
 // Instance is a running QEMU.
@@ -197,6 +200,11 @@ func Args(cfg Config, accel Accel) []string {
 		args = append(args,
 			"-drive", "file="+d.Path+",if=none,id="+id+",format=raw,cache=unsafe,werror=stop,rerror=stop",
 			"-device", "virtio-blk-pci,drive="+id+",serial="+d.Name)
+	}
+	if cfg.Incoming != "" {
+		// exec:, because file: URIs arrived only in QEMU 8.2; the guest runs as soon as
+		// the state is loaded.
+		args = append(args, "-incoming", "exec:cat "+shellQuote(cfg.Incoming))
 	}
 	if cfg.AgentSocket != "" {
 		args = append(args,

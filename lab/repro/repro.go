@@ -11,6 +11,7 @@ package repro
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -59,6 +60,9 @@ type Config struct {
 	BootTimeout time.Duration
 	// DumpVmcore keeps a guest memory dump of a panicked guest in the run dir.
 	DumpVmcore bool
+	// Snapshot restores the guest from a state saved after boot and setup (one per kernel,
+	// reproducer and command line, in CacheDir/snapshots), saving it first if needed.
+	Snapshot bool
 	// LoopOverSSH runs each iteration as its own SSH command (the pre-agent-loop way),
 	// for comparing the harness's overhead; normally the loop runs inside the guest.
 	LoopOverSSH bool
@@ -155,6 +159,13 @@ type run struct {
 	// goroutine) have news for the goroutine that owns the run's state; nil when unused.
 	events   chan struct{}
 	progress *iterLines
+	// What the guest was booted with, for saving a snapshot (snapshot.go).
+	disks      []qemu.Disk
+	initrd     string
+	hostKey    ssh.PublicKey
+	signer     ssh.Signer
+	clientPriv ed25519.PrivateKey
+	snap       *snapshotDir
 }
 
 func (r *run) say(format string, args ...any) {
@@ -211,6 +222,10 @@ func (r *run) do(ctx context.Context) (res *Result, err error) {
 	var teardownAt time.Time
 	defer func() {
 		teardownAt = time.Now()
+		if r.snap != nil {
+			// This run was to save a snapshot and did not get there: let the next try.
+			_ = r.snap.lock.Close()
+		}
 		if r.client != nil {
 			_ = r.client.Close()
 		}
@@ -282,6 +297,12 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		return InfraError, fmt.Errorf("guest.log: %w", err)
 	}
 	trackBootMarkers(r.watch)
+	if cfg.Snapshot {
+		// A saved state restores in seconds; without one this run boots and saves it.
+		if o, err, restored := r.fromSnapshot(ctx); restored {
+			return o, err
+		}
+	}
 	imageAt := time.Now()
 
 	// Image: cached base initramfs + a per-run overlay holding this run's client key.
@@ -298,6 +319,7 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		}
 		disks = append(disks, qemu.Disk{Name: d.Name, Path: p})
 	}
+	r.disks, r.initrd, r.hostKey, r.signer = disks, initrd, hostKey, signer
 
 	res.Timings.ImageSeconds = time.Since(imageAt).Seconds()
 
@@ -338,6 +360,9 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	r.say("boot: agent answered after %.1fs (kernel reached /init at %.2fs, accel %s)", res.BootSeconds, res.KernelToInit, res.Accel)
 
 	if o, err := r.setup(ctx); o != "" {
+		return o, err
+	}
+	if o, err := r.saveSnapshot(ctx); o != "" {
 		return o, err
 	}
 	return r.loop(ctx)
@@ -386,10 +411,11 @@ func (r *run) buildImage(ctx context.Context) (string, ssh.PublicKey, ssh.Signer
 	if err != nil {
 		return "", nil, nil, err // lab/image's errors say "initramfs: " themselves
 	}
-	signer, err := guest.NewKey()
+	signer, priv, err := newClientKey()
 	if err != nil {
 		return "", nil, nil, err
 	}
+	r.clientPriv = priv
 	overlay, err := image.RunOverlay(r.scratch, signer.PublicKey())
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("initramfs overlay: %w", err)

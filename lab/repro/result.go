@@ -98,6 +98,12 @@ type Result struct {
 	TimeToCrash  float64   `json:"time_to_crash_seconds,omitempty"` // from loop start
 	Host         string    `json:"host"`
 	QEMUArgs     []string  `json:"qemu_args,omitempty"`
+	// Snapshot is "prepared" (this run booted, set up and saved the state) or "restored"
+	// (it started from a saved state); empty for a plain fresh boot. Reseed says how the
+	// restored guest's randomness and client key were renewed.
+	Snapshot    string `json:"snapshot,omitempty"`
+	SnapshotDir string `json:"snapshot_dir,omitempty"`
+	Reseed      string `json:"reseed,omitempty"`
 	// Timings is where every second went (see timings.go).
 	Timings Timings `json:"timings"`
 	// HostLoad is the host's load average when the run started and when it ended: a race's

@@ -15,26 +15,29 @@ import (
 // kernel's own printk timestamps; "firmware" is what precedes the kernel's clock (QEMU
 // setup, firmware, the kernel's decompression).
 type Timings struct {
-	ImageSeconds        float64 `json:"image_seconds"`              // initramfs + disks on the host
-	QEMUStartSeconds    float64 `json:"qemu_start_seconds"`         // qemu.Start: argv, exec, QMP (and a KVM probe)
-	FirstConsoleSeconds float64 `json:"first_console_seconds"`      // QEMU start → first console byte
-	FirmwareSeconds     float64 `json:"firmware_seconds"`           // QEMU start → the kernel's clock starts
-	KernelToInit        float64 `json:"kernel_to_init_seconds"`     // kernel clock at /init
-	InitToAgent         float64 `json:"init_to_agent_seconds"`      // /init → agent serving (kernel clock)
-	AgentToSSH          float64 `json:"agent_to_ssh_seconds"`       // agent serving → SSH session up (wall)
-	BootSeconds         float64 `json:"boot_seconds"`               // QEMU start → SSH session up
-	Setup               []Step  `json:"setup,omitempty"`            // each setup step
-	SetupSeconds        float64 `json:"setup_seconds"`              // all of setup
-	LoopSeconds         float64 `json:"loop_seconds"`               // first iteration start → loop end
-	Iterations          Iters   `json:"iterations"`                 // the loop's iterations
-	CrashNoticeSeconds  float64 `json:"crash_notice_seconds"`       // crash line reached the host → the run reacted
-	CrashReportSeconds  float64 `json:"crash_report_seconds"`       // reacting → reports written (report complete, dump)
-	TeardownSeconds     float64 `json:"teardown_seconds"`           // stopping QEMU, syncing, removing scratch
-	TotalSeconds        float64 `json:"total_seconds"`              // Run called → Run returns
-	FirstIterSeconds    float64 `json:"first_iteration_at_seconds"` // Run called → first iteration starts
-	CrashAtSeconds      float64 `json:"crash_at_seconds,omitempty"` // Run called → crash line reached the host
-	IterOverheadMillis  float64 `json:"iteration_overhead_ms"`      // median host-side minus guest-side duration
-	LoopMode            string  `json:"loop_mode,omitempty"`        // "agent" (loop in the guest) or "ssh" (a session per iteration)
+	ImageSeconds        float64 `json:"image_seconds"`                   // initramfs + disks on the host
+	QEMUStartSeconds    float64 `json:"qemu_start_seconds"`              // qemu.Start: argv, exec, QMP (and a KVM probe)
+	FirstConsoleSeconds float64 `json:"first_console_seconds"`           // QEMU start → first console byte
+	FirmwareSeconds     float64 `json:"firmware_seconds"`                // QEMU start → the kernel's clock starts
+	KernelToInit        float64 `json:"kernel_to_init_seconds"`          // kernel clock at /init
+	InitToAgent         float64 `json:"init_to_agent_seconds"`           // /init → agent serving (kernel clock)
+	AgentToSSH          float64 `json:"agent_to_ssh_seconds"`            // agent serving → SSH session up (wall)
+	BootSeconds         float64 `json:"boot_seconds"`                    // QEMU start → SSH session up
+	Setup               []Step  `json:"setup,omitempty"`                 // each setup step
+	SetupSeconds        float64 `json:"setup_seconds"`                   // all of setup
+	LoopSeconds         float64 `json:"loop_seconds"`                    // first iteration start → loop end
+	Iterations          Iters   `json:"iterations"`                      // the loop's iterations
+	CrashNoticeSeconds  float64 `json:"crash_notice_seconds"`            // crash line reached the host → the run reacted
+	CrashReportSeconds  float64 `json:"crash_report_seconds"`            // reacting → reports written (report complete, dump)
+	SnapshotSaveSeconds float64 `json:"snapshot_save_seconds,omitempty"` // saving state and disks (the preparing trial)
+	RestoreSeconds      float64 `json:"restore_seconds,omitempty"`       // QEMU start → restored guest answering
+	ReseedSeconds       float64 `json:"reseed_seconds,omitempty"`        // new randomness and client key, reconnect
+	TeardownSeconds     float64 `json:"teardown_seconds"`                // stopping QEMU, syncing, removing scratch
+	TotalSeconds        float64 `json:"total_seconds"`                   // Run called → Run returns
+	FirstIterSeconds    float64 `json:"first_iteration_at_seconds"`      // Run called → first iteration starts
+	CrashAtSeconds      float64 `json:"crash_at_seconds,omitempty"`      // Run called → crash line reached the host
+	IterOverheadMillis  float64 `json:"iteration_overhead_ms"`           // median host-side minus guest-side duration
+	LoopMode            string  `json:"loop_mode,omitempty"`             // "agent" (loop in the guest) or "ssh" (a session per iteration)
 }
 
 // Step is one setup step's duration.
@@ -150,14 +153,22 @@ func (r *run) recordLoad(start bool) {
 // and benchmark logs.
 func (t Timings) Split() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%.1fs total = image %.1f + qemu %.1f + firmware %.1f + kernel→/init %.1f + /init→agent %.1f + agent→ssh %.1f",
-		t.TotalSeconds, t.ImageSeconds, t.QEMUStartSeconds, t.FirmwareSeconds, t.KernelToInit, t.InitToAgent, t.AgentToSSH)
+	if t.RestoreSeconds > 0 {
+		fmt.Fprintf(&b, "%.1fs total = disks %.1f + qemu %.1f + restore %.1f + reseed %.1f",
+			t.TotalSeconds, t.ImageSeconds, t.QEMUStartSeconds, t.RestoreSeconds, t.ReseedSeconds)
+	} else {
+		fmt.Fprintf(&b, "%.1fs total = image %.1f + qemu %.1f + firmware %.1f + kernel→/init %.1f + /init→agent %.1f + agent→ssh %.1f",
+			t.TotalSeconds, t.ImageSeconds, t.QEMUStartSeconds, t.FirmwareSeconds, t.KernelToInit, t.InitToAgent, t.AgentToSSH)
+	}
 	if len(t.Setup) > 0 {
 		var steps []string
 		for _, s := range t.Setup {
 			steps = append(steps, fmt.Sprintf("%s %.1f", strings.Fields(s.Step)[0], s.Seconds))
 		}
 		fmt.Fprintf(&b, " + setup %.1f (%s)", t.SetupSeconds, strings.Join(steps, ", "))
+	}
+	if t.SnapshotSaveSeconds > 0 {
+		fmt.Fprintf(&b, " + snapshot save %.1f", t.SnapshotSaveSeconds)
 	}
 	fmt.Fprintf(&b, " + loop %.1f", t.LoopSeconds)
 	if t.Iterations.Count > 0 {

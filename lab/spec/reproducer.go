@@ -33,6 +33,11 @@ type Reproducer struct {
 	Expect Expect `yaml:"expect"`
 	// OnOOM: what the guest's OOM killer ending an iteration does (continue by default).
 	OnOOM OnOOM `yaml:"on_oom"`
+	// Snapshot: true boots and sets up once per (kernel, reproducer, command line) and
+	// restores that state for every trial; false forbids it (a reproducer whose setup
+	// must be fresh each trial). Unset: `reprolab run` boots fresh unless --snapshot, and
+	// matrix, validate and bisect use snapshots.
+	Snapshot *bool `yaml:"snapshot"`
 
 	// Path is the file the spec was read from; Dir its folder (probes and patches live there).
 	Path string `yaml:"-"`
@@ -575,3 +580,10 @@ func (s Step) String() string {
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// SnapshotDefault says whether a driver that prefers snapshots may use them: unless the
+// spec says snapshot: false.
+func (r *Reproducer) SnapshotDefault() bool { return r.Snapshot == nil || *r.Snapshot }
+
+// SnapshotAsked says whether the spec asks for snapshots (snapshot: true).
+func (r *Reproducer) SnapshotAsked() bool { return r.Snapshot != nil && *r.Snapshot }
