@@ -47,8 +47,8 @@ func BenchmarkBoot(b *testing.B) {
 				boot += res.BootSeconds
 				init += res.KernelToInit
 				perIter += res.LoopSeconds / float64(res.Iterations)
-				b.Logf("%s accel=%s boot-to-ready=%.2fs kernel-to-init=%.2fs per-iteration=%.1fms",
-					arch, res.Accel, res.BootSeconds, res.KernelToInit, 1000*res.LoopSeconds/float64(res.Iterations))
+				b.Logf("%s accel=%s boot-to-ready=%.2fs kernel-to-init=%.2fs per-iteration=%.1fms (%v)\n  split: %s",
+					arch, res.Accel, res.BootSeconds, res.KernelToInit, 1000*res.LoopSeconds/float64(res.Iterations), res.HostLoad, res.Timings.Split())
 			}
 			n := float64(b.N)
 			b.ReportMetric(boot/n, "boot-to-ready-s")

@@ -583,7 +583,7 @@ func shellQuote(s string) string {
 
 // SnapshotDefault says whether a driver that prefers snapshots may use them: unless the
 // spec says snapshot: false.
-func (r *Reproducer) SnapshotDefault() bool { return r.Snapshot == nil || *r.Snapshot }
+func (r *Reproducer) SnapshotDefault() bool { return r != nil && (r.Snapshot == nil || *r.Snapshot) }
 
 // SnapshotAsked says whether the spec asks for snapshots (snapshot: true).
 func (r *Reproducer) SnapshotAsked() bool { return r.Snapshot != nil && *r.Snapshot }
