@@ -374,7 +374,6 @@ func (e *Engine) Trial(ctx context.Context, campaignID string, t Trial) (*store.
 		Arch: arch, Accel: e.Accel, Kernel: t.Build.Image, Vmlinux: t.Build.Vmlinux, ModulesDir: t.Build.Modules,
 		Repro: t.Repro, Iterations: t.Iterations, Duration: t.Duration, Cmdline: t.Cmdline,
 		ResultsDir: filepath.Dir(dir), CacheDir: e.cacheDir(), RunID: filepath.Base(dir),
-		Snapshot: !e.Fresh && t.Repro.SnapshotDefault(),
 		Progress: PrefixWriter(e.progress(), "  "+t.ID+": "),
 	})
 	if err != nil {
