@@ -23,13 +23,16 @@ import (
 //
 // The command's own output goes to stderr so it can never split those lines. The loop
 // stops after -n iterations or -d of looping (whichever comes first; 0 = no limit) or at
-// the first iteration that fails, whose exit status (128+N for a signal) it exits with.
+// the first iteration that fails, whose exit status (128+N for a signal) it exits with —
+// unless -k: the host reads each exit status and stops the loop itself when a failure is
+// not one it tolerates (an OOM kill the spec allows).
 // Iterations run in the loop's process group, so the agent's kill of a cancelled
 // session's group ends them too.
 func cmdLoop(args []string) error {
 	fs := flag.NewFlagSet("loop", flag.ContinueOnError)
 	n := fs.Int("n", 0, "iterations (0: no limit)")
 	d := fs.Duration("d", 0, "duration of the loop (0: no limit)")
+	keep := fs.Bool("k", false, "keep going after a failed iteration (the host decides whether it ends the loop)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,7 +59,7 @@ func cmdLoop(args []string) error {
 			return fmt.Errorf("iteration %d: %w", i, err)
 		}
 		fmt.Fprintf(os.Stdout, "### iteration %d: exit %d in %.1f ms\n", i, code, float64(el.Microseconds())/1000)
-		if code != 0 {
+		if code != 0 && !*keep {
 			os.Exit(code)
 		}
 	}

@@ -39,10 +39,16 @@ func (r *run) loop(ctx context.Context) (Outcome, error) {
 func (r *run) loopInGuest(ctx context.Context, maxIter int, dur time.Duration) (Outcome, error) {
 	r.res.Timings.LoopMode = "agent"
 	r.events = make(chan struct{}, 1)
-	r.progress = &iterLines{notify: r.events, last: r.loopAt}
-	defer func() { r.drainEvents(); r.events, r.progress = nil, nil }()
-	cmd := fmt.Sprintf("exec reprolab-agent loop -n %d -d %s %s", maxIter, dur, shellQuote(r.cfg.Repro.Run))
+	r.progress = &iterLines{notify: r.events, last: r.loopAt, mark: r.watch.Len, startMark: r.watch.Len()}
+	defer func() { r.drainEvents(); r.events, r.progress, r.loopStop = nil, nil, nil }()
+	// -k: the loop goes on after a failed iteration; drainEvents decides whether the
+	// failure ends the run (anything but an OOM kill the spec tolerates does).
+	cmd := fmt.Sprintf("exec reprolab-agent loop -k -n %d -d %s %s", maxIter, dur, shellQuote(r.cfg.Repro.Run))
 	code, o, err := r.guestRunTo(ctx, cmd, 0, r.progress)
+	if o == "" && r.loopStop != nil {
+		// The loop ended on the host's decision while its last lines were drained.
+		o, err = r.loopStop.o, r.loopStop.err
+	}
 	if o != "" {
 		return o, err
 	}
@@ -64,15 +70,40 @@ func (r *run) drainEvents() {
 	}
 	cur, done := r.progress.take()
 	for _, it := range done {
-		if it.code == 0 {
-			r.res.Iterations++
-			r.res.Timings.Iterations.add(it.host, max(it.guest, time.Microsecond))
+		if r.loopStop != nil {
+			break
 		}
-		fmt.Fprintf(r.guestLg, "### iteration %d: host saw %.1f ms\n", it.n, ms(it.host))
+		r.iter = it.n
+		if it.code != 0 {
+			// The OOM killer is recognised from its report on the console, not from the
+			// exit status: it is the spec's memory pressure, not a host or agent failure.
+			if !r.noteOOMs(it.mark, true) {
+				r.loopStop = &loopStop{InfraError, fmt.Errorf("reproducer iteration %d exited %d (not a kernel crash): %s", it.n, it.code, r.lastGuestOutput())}
+				break
+			}
+		}
+		r.res.Iterations++
+		r.res.Timings.Iterations.add(it.host, max(it.guest, time.Microsecond))
+		if it.code != 0 {
+			if stop, why := r.oomEnded(); stop {
+				r.loopStop = &loopStop{Survived, why}
+				break
+			}
+		}
+	}
+	if len(done) > 0 && r.loopStop == nil {
+		// OOM kills of other processes (a reader) during iterations that succeeded.
+		r.noteOOMs(done[0].mark, false)
 	}
 	if cur > r.iter {
 		r.iter = cur
 	}
+}
+
+// loopStop is the host's decision to end the in-guest loop early.
+type loopStop struct {
+	o   Outcome
+	err error
 }
 
 // iterLines parses the agent loop's progress lines as they stream in (on the SSH output
@@ -84,11 +115,16 @@ type iterLines struct {
 	done    []iterDone
 	last    time.Time // when the previous iteration ended (or the loop started)
 	notify  chan struct{}
+	// mark reads the console's length: an iteration's OOM reports are looked for from
+	// where the console was when it started.
+	mark      func() int
+	startMark int
 }
 
 type iterDone struct {
 	n, code     int
 	host, guest time.Duration
+	mark        int // console offset when the iteration started
 }
 
 func (p *iterLines) Write(b []byte) (int, error) {
@@ -120,6 +156,9 @@ func (p *iterLines) line(l string, now time.Time) {
 	if n, ok := strings.CutSuffix(rest, " started"); ok {
 		if v, err := strconv.Atoi(n); err == nil {
 			p.cur = v
+			if p.mark != nil {
+				p.startMark = p.mark()
+			}
 		}
 		return
 	}
@@ -130,7 +169,7 @@ func (p *iterLines) line(l string, now time.Time) {
 	}
 	// Host time per iteration is end to end, so the gap between iterations (the
 	// harness's share) is in it.
-	p.done = append(p.done, iterDone{n: n, code: code, host: now.Sub(p.last), guest: time.Duration(guestMs * float64(time.Millisecond))})
+	p.done = append(p.done, iterDone{n: n, code: code, host: now.Sub(p.last), guest: time.Duration(guestMs * float64(time.Millisecond)), mark: p.startMark})
 	p.last = now
 }
 

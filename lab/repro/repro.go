@@ -159,6 +159,7 @@ type run struct {
 	// goroutine) have news for the goroutine that owns the run's state; nil when unused.
 	events   chan struct{}
 	progress *iterLines
+	loopStop *loopStop
 	// What the guest was booted with, for saving a snapshot (snapshot.go).
 	disks      []qemu.Disk
 	initrd     string
@@ -674,6 +675,10 @@ func (r *run) guestRunTo(ctx context.Context, cmd string, timeout time.Duration,
 		select {
 		case <-r.events:
 			r.drainEvents()
+			if s := r.loopStop; s != nil {
+				cancel()
+				return 0, s.o, s.err
+			}
 			continue
 		case d := <-ch:
 			r.drainEvents()
