@@ -167,6 +167,7 @@ type run struct {
 	signer     ssh.Signer
 	clientPriv ed25519.PrivateKey
 	snap       *snapshotDir
+	bootKernel string // what QEMU was given: the image, or its PVH vmlinux
 }
 
 func (r *run) say(format string, args ...any) {
@@ -328,9 +329,15 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	res.Cmdline = cmdline
 	r.say("boot: %s %s", cfg.Arch, cfg.Kernel)
 	qemuAt := time.Now()
+	bootKernel := cfg.Kernel
+	if p := r.pvhKernel(ctx); p != "" {
+		// No real-mode setup and no self-decompression under TCG (pvh.go).
+		bootKernel, res.BootEntry = p, "pvh"
+	}
+	r.bootKernel = bootKernel
 	r.vm, err = qemu.Start(ctx, qemu.Config{
 		Arch: cfg.Arch, Accel: cfg.Accel, Binary: cfg.QEMUBinary,
-		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
+		Kernel: bootKernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: cfg.Repro.Guest.CPUs, MemoryMB: cfg.Repro.Guest.Memory.MB(),
 		Disks: disks, AgentSocket: filepath.Join(r.scratch, "agent.sock"), Dir: r.scratch,
 		Console: r.watch, CacheDir: cfg.CacheDir,

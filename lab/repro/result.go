@@ -101,6 +101,7 @@ type Result struct {
 	// Snapshot is "prepared" (this run booted, set up and saved the state) or "restored"
 	// (it started from a saved state); empty for a plain fresh boot. Reseed says how the
 	// restored guest's randomness and client key were renewed.
+	BootEntry   string `json:"boot_entry,omitempty"` // "pvh": QEMU entered the uncompressed vmlinux
 	Snapshot    string `json:"snapshot,omitempty"`
 	SnapshotDir string `json:"snapshot_dir,omitempty"`
 	Reseed      string `json:"reseed,omitempty"`

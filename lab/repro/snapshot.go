@@ -51,16 +51,17 @@ type snapshotDir struct {
 
 // snapshotMeta is snapshot.json.
 type snapshotMeta struct {
-	Key       string    `json:"key"`
-	Arch      string    `json:"arch"`
-	Accel     string    `json:"accel"`
-	Kernel    string    `json:"kernel"`
-	KernelSHA string    `json:"kernel_sha256"`
-	Cmdline   string    `json:"cmdline"`
-	Disks     []string  `json:"disks"`
-	Created   time.Time `json:"created"`
-	FromRun   string    `json:"from_run"`
-	SaveSecs  float64   `json:"save_seconds"`
+	Key        string    `json:"key"`
+	Arch       string    `json:"arch"`
+	Accel      string    `json:"accel"`
+	Kernel     string    `json:"kernel"`
+	QEMUKernel string    `json:"qemu_kernel"` // what -kernel was (the PVH vmlinux, or the image)
+	KernelSHA  string    `json:"kernel_sha256"`
+	Cmdline    string    `json:"cmdline"`
+	Disks      []string  `json:"disks"`
+	Created    time.Time `json:"created"`
+	FromRun    string    `json:"from_run"`
+	SaveSecs   float64   `json:"save_seconds"`
 }
 
 func (r *run) snapshotKey(base string) string {
@@ -176,7 +177,7 @@ func (r *run) writeSnapshot(ctx context.Context, dir, key string) error {
 	if err := r.vm.SaveState(sctx, filepath.Join(dir, "state")); err != nil {
 		return err
 	}
-	meta := snapshotMeta{Key: key, Arch: string(r.cfg.Arch), Accel: string(r.vm.Accel), Kernel: r.cfg.Kernel, KernelSHA: r.res.KernelSHA,
+	meta := snapshotMeta{Key: key, Arch: string(r.cfg.Arch), Accel: string(r.vm.Accel), Kernel: r.cfg.Kernel, QEMUKernel: r.bootKernel, KernelSHA: r.res.KernelSHA,
 		Cmdline: r.res.Cmdline, Created: time.Now().UTC(), FromRun: r.res.RunID}
 	for _, d := range r.disks {
 		if err := image.CopyDisk(filepath.Join(dir, "disk-"+d.Name), d.Path); err != nil {
@@ -241,7 +242,7 @@ func (r *run) restore(ctx context.Context, dir string, meta *snapshotMeta) (Outc
 	qemuAt := time.Now()
 	r.vm, err = qemu.Start(ctx, qemu.Config{
 		Arch: cfg.Arch, Accel: qemu.Accel(meta.Accel), Binary: cfg.QEMUBinary,
-		Kernel: cfg.Kernel, Initrd: filepath.Join(dir, "initrd.cpio"), Cmdline: meta.Cmdline,
+		Kernel: meta.QEMUKernel, Initrd: filepath.Join(dir, "initrd.cpio"), Cmdline: meta.Cmdline,
 		CPUs: cfg.Repro.Guest.CPUs, MemoryMB: cfg.Repro.Guest.Memory.MB(),
 		Disks: disks, AgentSocket: filepath.Join(r.scratch, "agent.sock"), Dir: r.scratch,
 		Console: r.watch, CacheDir: cfg.CacheDir, Incoming: filepath.Join(dir, "state"),
