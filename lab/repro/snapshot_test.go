@@ -18,7 +18,13 @@ import (
 // an SSH connection authenticated by a key made after the restore, and must read other
 // random bytes than the other trials (the guest was reseeded).
 func TestSnapshotRestore(t *testing.T) {
-	kernel, modules := debianKernel(t, qemu.X86_64)
+	for _, arch := range arches {
+		t.Run(string(arch), func(t *testing.T) { snapshotRestore(t, arch) })
+	}
+}
+
+func snapshotRestore(t *testing.T, arch qemu.Arch) {
+	kernel, modules := debianKernel(t, arch)
 	spec := loadSpec(t, "testdata/snapshot.yaml")
 	// A command-line word of its own makes this test's snapshot new every time.
 	tag := make([]byte, 4)
@@ -29,7 +35,7 @@ func TestSnapshotRestore(t *testing.T) {
 	for i, want := range []string{"prepared", "restored", "restored"} {
 		var progress strings.Builder
 		res, err := Run(context.Background(), Config{
-			Arch: qemu.X86_64, Kernel: kernel, ModulesDir: modules, Repro: spec, Cmdline: cmdline,
+			Arch: arch, Kernel: kernel, ModulesDir: modules, Repro: spec, Cmdline: cmdline,
 			ResultsDir: t.TempDir(), CacheDir: cacheDir(), Progress: &progress, Snapshot: true,
 		})
 		if err != nil {
