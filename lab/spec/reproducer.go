@@ -146,6 +146,9 @@ func checkKnown(n *yaml.Node, t reflect.Type, typeName string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
 		return nil
 	}
@@ -178,10 +181,17 @@ func checkKnown(n *yaml.Node, t reflect.Type, typeName string) error {
 type keys map[string]*yaml.Node
 
 func keysOf(n *yaml.Node) keys {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	k := keys{}
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k[n.Content[i].Value] = n.Content[i+1]
+			v := n.Content[i+1]
+			for v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias // *x: the anchored value decides
+			}
+			k[n.Content[i].Value] = v
 		}
 	}
 	return k
