@@ -863,7 +863,7 @@ var allocTraceRe = regexp.MustCompile(`^(?:Allocated|Freed|allocated|freed|Last 
 func corruption(ls []line) string {
 	for i, l := range ls {
 		t := strings.TrimSpace(l.text)
-		if !traceStart(t) && !allocTraceRe.MatchString(t) {
+		if !traceStart(t) && !(t != "" && strings.IndexByte("AFafLS", t[0]) >= 0 && allocTraceRe.MatchString(t)) {
 			continue
 		}
 		ok := false
