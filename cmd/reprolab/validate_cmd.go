@@ -77,7 +77,7 @@ func newValidateCmd() *cobra.Command {
 	fl.StringArrayVar(&f.cmdline, "cmdline", nil, "kernel parameter for both kernels (repeatable), e.g. the probe's delay reprolab.delay_memcg=100")
 	fl.StringVar(&f.expect, "expect", "fixed", "fixed (a fix) or triggers (a debug patch that should fire)")
 	fl.Float64Var(&f.confidence, "confidence", 0.99, "target confidence, strictly between 0 and 1")
-	fl.DurationVar(&f.budget, "budget", 2*time.Hour, "loop time per arch, baseline and candidate together (0: unlimited)")
+	fl.DurationVar(&f.budget, "budget", 2*time.Hour, "loop time per arch, baseline and candidate together (each gets half)")
 	fl.DurationVar(&f.trial, "trial-duration", 0, "loop time of one trial at most (default the reproducer's budget.duration)")
 	fl.Float64Var(&f.rate, "baseline-rate", 0, "the baseline's crash rate per hour if known (a matrix): a budget too small is refused before running")
 	fl.StringVar(&f.name, "name", "", "validation name: results folder and resume key (default from the first patch file)")
@@ -94,7 +94,8 @@ var nameRe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // options turns the flags into a validation, every check that needs no build done.
 func (f *validateFlags) options(cmd *cobra.Command) (validate.Options, qemu.Accel, error) {
 	var o validate.Options
-	if err := positiveFlags(cmd, "trial-duration", "jobs"); err != nil {
+	// A budget is required: a baseline that never crashes would otherwise loop forever.
+	if err := positiveFlags(cmd, "trial-duration", "jobs", "budget"); err != nil {
 		return o, "", err
 	}
 	if f.budget < 0 {

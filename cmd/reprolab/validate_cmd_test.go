@@ -28,6 +28,7 @@ func TestValidateBadInput(t *testing.T) {
 		{"unknown arch", []string{"--patch", good, "--arch", "x86_64,riscv"}, `--arch "riscv": unknown arch`, false},
 		{"confidence 1", []string{"--patch", good, "--confidence", "1"}, "strictly between 0 and 1", false},
 		{"confidence negative", []string{"--patch", good, "--confidence", "-0.1"}, "strictly between 0 and 1", false},
+		{"budget zero", []string{"--patch", good, "--budget", "0"}, "--budget 0s: must be a positive duration", false},
 		{"budget below two trials", []string{"--patch", good, "--budget", "1m"}, "each arch needs at least two trials", false},
 		{"budget too small for the rate", []string{"--patch", good, "--budget", "2h", "--baseline-rate", "0.5"}, "about 48.00 h of looping per arch is needed", false},
 		{"expect what", []string{"--patch", good, "--expect", "works"}, "want fixed or triggers", false},
