@@ -60,7 +60,7 @@ var infraFrames = []string{
 	`schedule`, `__schedule`, `__switch_to`, `__switch_to_asm`, `context_switch`, `finish_task_switch.*`,
 	`schedule_timeout.*`, `schedule_preempt_disabled`, `schedule_hrtimeout.*`, `io_schedule.*`, `preempt_schedule.*`,
 	`__cond_resched.*`, `_cond_resched`, `__schedule_bug`, `schedule_debug.*`, `__might_sleep`, `___might_sleep`,
-	`__might_resched`, `__might_fault`, `might_fault`, `check_preemption_disabled`, `debug_smp_processor_id`,
+	`__might_resched`, `__might_fault`, `might_alloc`, `might_sleep`, `might_fault`, `check_preemption_disabled`, `debug_smp_processor_id`,
 	`__this_cpu_preempt_check`, `wait_for_completion.*`, `__wait_for_common`, `wait_for_common.*`,
 	`do_wait_for_common`, `msleep`, `msleep_interruptible`, `usleep_range.*`, `__wake_up.*`, `wake_up_.*`,
 	`try_to_wake_up`, `autoremove_wake_function`, `default_wake_function`, `complete`, `prepare_to_wait.*`, `finish_wait`,
