@@ -31,6 +31,10 @@ import (
 // recipe is rebuilt.
 const Recipe = "ci-history-v1"
 
+// repoName is the repository's folder under CacheDir/ci-history. Give a new Recipe a new
+// name too: kept trees registered in the old repository must not be orphaned by a rebuild.
+const repoName = "repo.git"
+
 // Title is the crash title the injected fault produces (lab/report's title for a BUG() in
 // loadavg_proc_show).
 const Title = "kernel BUG in loadavg_proc_show"
@@ -167,9 +171,20 @@ func Build(ctx context.Context, tb vcstest.TB, o Options) (*History, error) {
 	if jsonPath == "" {
 		jsonPath = filepath.Join(o.CacheDir, "ci-history.json")
 	}
-	if h, err := Load(jsonPath); err == nil && h.Recipe == Recipe {
+	// The repository and its own record are named by the recipe and never deleted while
+	// they are current: bisections register kept worktrees in it (lab/vcs Checkout), and
+	// a history rebuilt under them would orphan those trees. jsonPath is a copy.
+	own := filepath.Join(dir, "history.json")
+	reproducer := filepath.Join(o.Root, "reproducers", "ci-race", "repro.yaml")
+	kernelSpec := filepath.Join(o.Root, "kconfigs", "ci-6.1-x86_64.yaml")
+	if h, err := Load(own); err == nil && h.Recipe == Recipe {
 		if out, err := exec.CommandContext(ctx, "git", "-C", h.Repo, "rev-parse", "main").Output(); err == nil && strings.TrimSpace(string(out)) == h.Head {
-			return h, nil
+			// The same history for another checkout (CI's fresh clone) names its files.
+			h.Reproducer, h.KernelSpec = reproducer, kernelSpec
+			if old, err := Load(jsonPath); err == nil && old.Reproducer == reproducer && old.KernelSpec == kernelSpec && old.Head == h.Head {
+				return h, nil
+			}
+			return h, write(jsonPath, h)
 		}
 	}
 	spec, err := kbuild.LoadSpec(filepath.Join(o.Root, "kconfigs", "ci-6.1-x86_64.yaml"))
@@ -180,7 +195,7 @@ func Build(ctx context.Context, tb vcstest.TB, o Options) (*History, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo := filepath.Join(dir, "repo.git")
+	repo := filepath.Join(dir, repoName)
 	edit := filepath.Join(dir, "edit")
 	os.RemoveAll(repo)
 	os.RemoveAll(edit)
@@ -212,8 +227,7 @@ func Build(ctx context.Context, tb vcstest.TB, o Options) (*History, error) {
 	w.Git("sparse-checkout", "set", "--no-cone", "/Documentation/reprolab-ci-history.rst", "/fs/proc/")
 	w.Git("read-tree", "--reset", "-u", "HEAD")
 	h := &History{Recipe: Recipe, Repo: repo, Base: base, Title: Title,
-		Reproducer: filepath.Join(o.Root, "reproducers", "ci-race", "repro.yaml"),
-		KernelSpec: filepath.Join(o.Root, "kconfigs", "ci-6.1-x86_64.yaml"), Source: src.Info}
+		Reproducer: reproducer, KernelSpec: kernelSpec, Source: src.Info}
 	for _, s := range recipe {
 		s.edit(w)
 		c := w.Commit(s.subject)
@@ -248,9 +262,16 @@ func Build(ctx context.Context, tb vcstest.TB, o Options) (*History, error) {
 			return nil, fault.Infraf("CI history: %v", err)
 		}
 	}
-	data, _ := json.MarshalIndent(h, "", "  ")
-	if err := atomicfile.Write(jsonPath, append(data, '\n'), 0o644); err != nil {
-		return nil, fault.Infraf("CI history: %v", err)
+	if err := write(own, h); err != nil {
+		return nil, err
 	}
-	return h, nil
+	return h, write(jsonPath, h)
+}
+
+func write(path string, h *History) error {
+	data, _ := json.MarshalIndent(h, "", "  ")
+	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
+		return fault.Infraf("CI history: %v", err)
+	}
+	return nil
 }
