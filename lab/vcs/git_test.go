@@ -218,6 +218,28 @@ func TestCheckoutKeepsMtimes(t *testing.T) {
 	if err := g.RemoveTree(ctx, sparse); err != nil {
 		t.Fatal(err)
 	}
+	// The repository lost the tree's registration (made again, or pruned): the tree is
+	// adopted, files that did not change keep their mtimes.
+	if err := os.RemoveAll(filepath.Join(r.Dir, ".git", "worktrees", "kept")); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(tree, "history/001.txt"), old, old)
+	os.WriteFile(filepath.Join(tree, "Makefile"), []byte("stale\n"), 0o644)
+	if _, err := g.Checkout(ctx, tree, hs[6], nil); err != nil {
+		t.Fatal(err)
+	}
+	if !mt("history/001.txt").Equal(old) {
+		t.Error("adopting an orphaned tree rewrote an unchanged file")
+	}
+	if data, _ := os.ReadFile(filepath.Join(tree, "Makefile")); string(data) != testdata(t, "Makefile.4.12") {
+		t.Errorf("adopted tree's Makefile %q", data)
+	}
+	if _, err := os.Stat(filepath.Join(tree, "later.txt")); err == nil {
+		t.Error("adopted tree kept a file hs[6] does not have")
+	}
+	if h := r.Git("-C", tree, "rev-parse", "HEAD"); h != hs[6] {
+		t.Errorf("adopted tree at %s", h)
+	}
 	// A folder that is not a worktree is refused, not overwritten.
 	other := t.TempDir()
 	os.WriteFile(filepath.Join(other, "mine"), nil, 0o644)

@@ -33,7 +33,12 @@ func (g *Git) Checkout(ctx context.Context, dir, rev string, exclude []string) (
 	if err != nil {
 		return nil, fault.Inputf("work tree %s: %v", dir, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+	if fi, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+		if _, err := gitOut(ctx, dir, "rev-parse", "--git-common-dir"); err != nil && !fi.IsDir() {
+			// A linked worktree whose registration is gone (the repository was made
+			// again, or pruned): adopt the files instead of rewriting them all.
+			return nil, g.adopt(ctx, dir, h)
+		}
 		return g.move(ctx, dir, h)
 	}
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
@@ -94,6 +99,45 @@ func (g *Git) move(ctx context.Context, dir, h string) ([]string, error) {
 		return nil, fault.Infraf("work tree %s: git clean: %w", dir, err)
 	}
 	return changed, nil
+}
+
+// adopt registers the existing folder dir as a new linked worktree at h without
+// rewriting its files: the index is read from h and refreshed against the files, so the
+// forced checkout after it rewrites only the files that differ from h and every other file
+// keeps its mtime (an orphaned kept build tree stays incremental).
+func (g *Git) adopt(ctx context.Context, dir, h string) error {
+	parent, err := os.MkdirTemp(filepath.Dir(dir), ".adopt-")
+	if err != nil {
+		return fault.Infraf("work tree %s: %v", dir, err)
+	}
+	defer os.RemoveAll(parent)
+	tmp := filepath.Join(parent, filepath.Base(dir))
+	gitOut(ctx, g.dir, "worktree", "prune")
+	if _, err := gitOut(ctx, g.dir, "worktree", "add", "--quiet", "--detach", "--no-checkout", tmp, h); err != nil {
+		return fault.Infraf("git tree %s: registering work tree %s: %w", g.dir, dir, err)
+	}
+	link, err := os.ReadFile(filepath.Join(tmp, ".git"))
+	if err != nil {
+		return fault.Infraf("work tree %s: %v", dir, err)
+	}
+	admin := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(link)), "gitdir:"))
+	if err := os.Rename(filepath.Join(tmp, ".git"), filepath.Join(dir, ".git")); err != nil {
+		return fault.Infraf("work tree %s: %v", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(admin, "gitdir"), []byte(filepath.Join(dir, ".git")+"\n"), 0o644); err != nil {
+		return fault.Infraf("work tree %s: %v", dir, err)
+	}
+	if _, err := gitOut(ctx, dir, "read-tree", h); err != nil {
+		return g.objectsError(dir, h, err)
+	}
+	gitOut(ctx, dir, "update-index", "-q", "--refresh") // exits 1 when files differ: expected
+	if _, err := gitOut(ctx, dir, "checkout", "--quiet", "--force", "--detach", h); err != nil {
+		return g.objectsError(dir, h, err)
+	}
+	if _, err := gitOut(ctx, dir, "clean", "-fdq"); err != nil {
+		return fault.Infraf("work tree %s: git clean: %w", dir, err)
+	}
+	return nil
 }
 
 // objectsError names the usual cause of a failed checkout of a snapshot: missing blobs.
