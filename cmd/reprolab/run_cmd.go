@@ -152,6 +152,9 @@ func printResult(cmd *cobra.Command, res *repro.Result) {
 	switch res.Outcome {
 	case repro.Survived:
 		fmt.Fprintf(out, "survived: %d iterations in %s\n", res.Iterations, loop)
+		if res.Error != "" {
+			fmt.Fprintf(out, "  %s\n", res.Error)
+		}
 	case repro.Crashed:
 		title := "(no report parsed)"
 		if len(res.Crashes) > 0 {
@@ -168,6 +171,12 @@ func printResult(cmd *cobra.Command, res *repro.Result) {
 		fmt.Fprintf(out, "crashed at %s after %.1fs of looping (%s): %s\n", phase, res.TimeToCrash, verdict, title)
 	default:
 		fmt.Fprintf(out, "%s: %s\n", res.Outcome, res.Error)
+	}
+	if n := len(res.Events); n > 0 {
+		fmt.Fprintf(out, "events: %d guest OOM kill(s), the first at iteration %d (%s): not crashes, not host faults\n", n, res.Events[0].Iteration, res.Events[0].File)
+	}
+	if res.Hang != nil {
+		fmt.Fprintf(out, "hang: %s; %d CPU backtraces, %d blocked tasks in %s\n", res.Hang.Title, len(res.Hang.CPUs), len(res.Hang.Blocked), res.Hang.File)
 	}
 	fmt.Fprintf(out, "time: %s\n", res.Timings.Split())
 	if res.HostLoad != nil {
