@@ -214,7 +214,7 @@ func isBody(text string) bool {
 	case '>':
 		return len(t) > 17 && t[17] == ':' && isHex(t[1:17])
 	case '(':
-		return strings.HasPrefix(t, "(t=") || strings.HasPrefix(t, "(detected by") || strings.HasPrefix(t, "(ftrace")
+		return strings.HasPrefix(t, "(t=") || strings.HasPrefix(t, "(detected by") || strings.HasPrefix(t, "(ftrace") && len(t) < len(text)
 	case '"':
 		return strings.HasPrefix(t, `"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"`)
 	case '#':
@@ -290,7 +290,7 @@ func isRegister(t string) bool {
 		return false
 	}
 	j := i
-	for j < len(t) && t[j] == ' ' {
+	for j < len(t) && strings.IndexByte(" \t\n\f\r", t[j]) >= 0 { // regexp's \s
 		j++
 	}
 	if j >= len(t) || t[j] != ':' {
