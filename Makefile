@@ -67,8 +67,9 @@ test: vet build ci-kernel ci-history
 	REPROLAB_CI_HISTORY_JSON=$(CI_HISTORY_JSON) \
 	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -timeout 80m -count=1 ./...
 
-bench: build ci-kernel
+bench: build ci-kernel ci-history
 	REPROLAB_TEST_POSTGRES=$${REPROLAB_TEST_POSTGRES:-$$(images/test-postgres.sh)} \
+	REPROLAB_CI_HISTORY_JSON=$(CI_HISTORY_JSON) \
 	REPROLAB_CI_KERNEL_JSON=$(CI_KERNEL_JSON) $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 clean:
