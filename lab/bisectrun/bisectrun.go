@@ -256,6 +256,10 @@ func (b *bisection) resolve(ctx context.Context) (*Report, error) {
 			name += "-fix"
 		}
 	}
+	// The name names results/bisect-<name>/: one folder, never a path out of results/.
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return nil, fault.Inputf("--name %q: one word without '/' (it names the folder results/bisect-<name>)", name)
+	}
 	b.id = campaign.ID(campaign.Bisect, name)
 	b.tree = treeName(o.Kernel)
 	terms := vcs.Terms{}
