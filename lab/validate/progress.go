@@ -31,11 +31,11 @@ func NewProgress(w io.Writer, tty bool, arches []string) *Progress {
 	if !tty {
 		return pr
 	}
-	pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(30), mpb.WithRefreshRate(500*time.Millisecond))
+	pr.p = mpb.New(mpb.WithOutput(w), mpb.WithAutoRefresh(), mpb.WithRefreshRate(500*time.Millisecond))
 	for _, a := range arches {
 		a := a
 		pr.text[a] = "waiting"
-		pr.bars[a] = pr.p.AddBar(1000,
+		pr.bars[a] = pr.p.AddBar(1000, mpb.BarWidth(24),
 			mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-7s", a))),
 			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
 				pr.mu.Lock()
