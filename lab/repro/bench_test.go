@@ -17,20 +17,25 @@ func BenchmarkBoot(b *testing.B) {
 		name   string
 		arch   qemu.Arch
 		kernel func(b *testing.B) (image, modules string)
+		pvh    bool // boot the uncompressed vmlinux through the PVH entry (pvh.go)
 	}
 	targets := []target{}
 	for _, arch := range arches {
-		targets = append(targets, target{"debian-" + string(arch), arch, func(b *testing.B) (string, string) { return debianKernel(b, arch) }})
+		targets = append(targets, target{"debian-" + string(arch), arch, func(b *testing.B) (string, string) { return debianKernel(b, arch) }, false})
 	}
+	targets = append(targets, target{"debian-x86_64-pvh", qemu.X86_64, func(b *testing.B) (string, string) { return debianKernel(b, qemu.X86_64) }, true})
 	// The kernel `make bench` builds: everything built in, no modules to load.
 	targets = append(targets, target{"kbuild-6.1-x86_64", qemu.X86_64, func(b *testing.B) (string, string) {
 		k := ciKernel(b)
 		return k.Kernel, ""
-	}})
+	}, false})
 	for _, tg := range targets {
 		arch := tg.arch
 		b.Run(tg.name, func(b *testing.B) {
 			kernel, modules := tg.kernel(b)
+			if tg.pvh {
+				b.Setenv("REPROLAB_PVH", "1")
+			}
 			spec := loadSpec(b, "testdata/trivial.yaml")
 			var boot, init, perIter float64
 			for i := 0; i < b.N; i++ {
