@@ -65,6 +65,8 @@ func TestBadInputExitsTwo(t *testing.T) {
 	dir := t.TempDir()
 	unknownKey := filepath.Join(dir, "repro.yaml")
 	os.WriteFile(unknownKey, []byte("name: x\nrun: true\nbudget: {iterations: 1}\nguest: {cpus: 1, memroy: 256M}\n"), 0o644)
+	noSnapshot := filepath.Join(dir, "fresh.yaml")
+	os.WriteFile(noSnapshot, []byte("name: x\nrun: \"true\"\nbudget: {iterations: 1}\nsnapshot: false\n"), 0o644)
 	cases := []struct {
 		name string
 		args []string
@@ -81,6 +83,8 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"unknown arch", []string{"run", "--arch", "riscv", "--kernel", kernel, "--repro", "memcg-writeback-null"},
 			[]string{"unknown arch", "x86_64 or arm64"}},
 		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{"--snapshot on a spec that forbids it", []string{"run", "--kernel", kernel, "--repro", noSnapshot, "--snapshot"},
+			[]string{"--snapshot", noSnapshot, "snapshot: false"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
