@@ -408,6 +408,11 @@ func (b *bisection) build(ctx context.Context, d bisect.Decision) (bisect.Obs, e
 	o := bisect.Obs{Commit: d.Commit.Hash, IsBuild: true}
 	fmt.Fprintf(b.out, "bisect: %s: building %s %s\n", d.Phase, d.Commit.Hash[:12], d.Commit.Subject)
 	t0 := time.Now()
+	unlock, err := LockTree(ctx, b.o.TreeDir, b.out)
+	if err != nil {
+		return o, err
+	}
+	defer unlock()
 	if _, err := b.o.Repo.Checkout(ctx, b.o.TreeDir, d.Commit.Hash, b.o.Exclude); err != nil {
 		return o, err
 	}

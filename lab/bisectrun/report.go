@@ -140,7 +140,13 @@ func (b *bisection) verifyRevert(ctx context.Context, st *bisect.State, rep *Rep
 	if err := os.MkdirAll(pdir, 0o755); err == nil {
 		err = atomicfile.Write(pfile, patch, 0o644)
 	}
+	unlock, err := LockTree(ctx, b.o.TreeDir, b.out)
+	if err != nil {
+		rc.Verdict, rc.Error = "not checked", err.Error()
+		return rc
+	}
 	if _, err := b.o.Repo.Checkout(ctx, b.o.TreeDir, end.Hash, b.o.Exclude); err != nil {
+		unlock()
 		rc.Verdict, rc.Error = "not checked", err.Error()
 		return rc
 	}
@@ -149,6 +155,7 @@ func (b *bisection) verifyRevert(ctx context.Context, st *bisect.State, rep *Rep
 	k.Key += "_revert"
 	k.Name = "revert-" + rep.Culprit.Hash
 	bl, err := b.o.Engine.Kernel(ctx, b.id, k)
+	unlock()
 	if err == nil && bl.Failed != nil {
 		err = bl.Failed
 	}

@@ -402,11 +402,17 @@ func (n *night) runHead(ctx context.Context, g *vcs.Git, t Tree, cl Cell, rs *sp
 	}
 	k := cl.kernel()
 	dir := bisectrun.TreeDir(n.e.CacheDir, k)
+	unlock, err := bisectrun.LockTree(ctx, dir, n.out)
+	if err != nil {
+		return err
+	}
 	if _, err := g.Checkout(ctx, dir, head.Hash, t.Exclude); err != nil {
+		unlock()
 		return err
 	}
 	fmt.Fprintf(n.out, "nightly: %s/%s: building head %s %s\n", t.Name, cl.Name, head.Short(), head.Subject)
 	b, err := n.e.Kernel(ctx, n.id, bisectrun.KernelAt(k, dir, head.Hash))
+	unlock()
 	if err != nil {
 		return err
 	}
