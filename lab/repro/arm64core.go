@@ -105,10 +105,13 @@ func (r *run) registerBacktraces(ctx context.Context, why string) (string, error
 		fmt.Fprintf(&b, "\nPID: 0  TASK: 0  CPU: %d  COMMAND: \"?\"\n", c.CPU)
 		fmt.Fprintf(&b, "    pc %s  lr %s  sp %016x  fp %016x  %s\n", r.symbol(c.PC), r.symbol(stripPAC(c.LR)), c.SP, c.FP, c.PState)
 		n := 0
-		frame := func(sp, pc uint64) {
+		// at is the address named: a return address (every frame after the first) is
+		// named by its call instruction, 4 bytes before it, since the call to a noreturn
+		// function (panic) is the last instruction of its caller.
+		frame := func(sp, pc, at uint64) {
 			name, mod := "unknown", ""
 			if r.syms != nil {
-				if f, ok := r.syms.Lookup(pc); ok {
+				if f, ok := r.syms.Lookup(at); ok {
 					name = f.Func
 					if f.Module != "" {
 						mod = " [" + f.Module + "]"
@@ -118,7 +121,7 @@ func (r *run) registerBacktraces(ctx context.Context, why string) (string, error
 			fmt.Fprintf(&b, " #%d [%016x] %s at %016x%s\n", n, sp, name, pc, mod)
 			n++
 		}
-		frame(c.SP, c.PC)
+		frame(c.SP, c.PC, c.PC)
 		if !kernelAddr(c.PC) {
 			fmt.Fprintf(&b, "    (user space or firmware: no kernel stack to walk)\n")
 			continue
@@ -135,7 +138,7 @@ func (r *run) registerBacktraces(ctx context.Context, why string) (string, error
 			if ret == 0 || !kernelAddr(ret) {
 				break
 			}
-			frame(fp, ret)
+			frame(fp, ret, ret-4)
 			fp = w[0]
 		}
 	}

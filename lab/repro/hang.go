@@ -19,7 +19,8 @@ type HangSummary struct {
 	File  string `json:"file"`  // hang.txt, relative to the run dir
 	Title string `json:"title"` // "INFO: task hung in X", "INFO: cpu stuck in X", or "no output from test machine"
 	// Sysrq is how sysrq l/w/t reached the kernel: "serial" (break + key on the console),
-	// "keyboard" (QMP send-key, x86), "agent" (/proc/sysrq-trigger), or "none".
+	// "keyboard" (QMP send-key, x86), "agent" (/proc/sysrq-trigger), or "none"; several,
+	// comma-separated, when the keys went different ways.
 	Sysrq string `json:"sysrq"`
 	// NMI is what the NMI injected on every vCPU produced (x86): "panic" (the guest
 	// panicked on it and printed the stack of the CPU that took it), "printed", "silent",
@@ -58,17 +59,19 @@ func (r *run) collectHang(ctx context.Context) *HangSummary {
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	from := r.watch.Len()
-	sum := &HangSummary{File: "hang.txt", Sysrq: "none"}
+	sum := &HangSummary{File: "hang.txt"}
 	var log strings.Builder
 	fmt.Fprintf(&log, "# reprolab: hang during %s at %s; console from here on\n", r.phase(), time.Now().UTC().Format(time.RFC3339))
+	var ways []string
 	for _, key := range []byte("lwt") {
-		how := r.sysrq(hctx, key, sum.Sysrq)
-		if how != "none" {
-			sum.Sysrq = how
+		how := r.sysrq(hctx, key)
+		if len(ways) == 0 || ways[len(ways)-1] != how {
+			ways = append(ways, how)
 		}
 		fmt.Fprintf(&log, "# reprolab: sysrq %c via %s\n", key, how)
 		r.waitQuiet(hctx, 2*time.Second, 40*time.Second)
 	}
+	sum.Sysrq = strings.Join(ways, ",")
 	if r.cfg.Arch == qemu.X86_64 && r.alive() {
 		mark := r.watch.Len()
 		if err := r.vm.InjectNMI(hctx); err != nil {
@@ -131,15 +134,12 @@ func hangTask(t *report.Task, state string, cpu int) HangTask {
 	return ht
 }
 
-// sysrq sends one sysrq key by the first way that gets through: the serial console's
-// break (both arches, needs only the kernel's UART interrupt), the PS/2 keyboard (x86),
-// then the agent. known is the way that worked for an earlier key ("none" at first).
-func (r *run) sysrq(ctx context.Context, key byte, known string) string {
-	ways := []string{"serial", "keyboard", "agent"}
-	if known != "none" {
-		ways = []string{known}
-	}
-	for _, way := range ways {
+// sysrq sends one sysrq key by the first way that gets through, each checked on the
+// console: the serial console's break (both arches, needs only the kernel's UART
+// interrupt; tried twice, since a break that finds the port already armed disarms it),
+// the PS/2 keyboard (x86), then the agent.
+func (r *run) sysrq(ctx context.Context, key byte) string {
+	for _, way := range []string{"serial", "serial", "keyboard", "agent"} {
 		mark := r.watch.Len()
 		var err error
 		switch way {
@@ -158,10 +158,7 @@ func (r *run) sysrq(ctx context.Context, key byte, known string) string {
 			_, err = r.client.Run(actx, fmt.Sprintf("echo %c > /proc/sysrq-trigger", key), io.Discard, io.Discard)
 			cancel()
 		}
-		if err != nil {
-			continue
-		}
-		if known != "none" || r.sysrqAnswered(ctx, mark) {
+		if err == nil && r.sysrqAnswered(ctx, mark) {
 			return way
 		}
 	}
@@ -183,11 +180,17 @@ func (r *run) sysrqAnswered(ctx context.Context, mark int) bool {
 	return false
 }
 
-// waitQuiet waits until the console has been silent for quiet (a dump has ended), at most max.
+// waitQuiet waits until the console has been silent for quiet (a dump has ended), at most
+// max; output that has not started yet gets quiet to start.
 func (r *run) waitQuiet(ctx context.Context, quiet, max time.Duration) {
-	deadline := time.Now().Add(max)
+	start := time.Now()
+	deadline := start.Add(max)
 	for time.Now().Before(deadline) && ctx.Err() == nil && r.alive() {
-		if time.Since(r.watch.LastOutput()) >= quiet {
+		last := r.watch.LastOutput()
+		if last.Before(start) {
+			last = start
+		}
+		if time.Since(last) >= quiet {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
