@@ -145,9 +145,6 @@ func runKernel(cmd *cobra.Command, sub string, f *kernelFlags) error {
 			fmt.Fprintln(os.Stderr, "reprolab kernel:", err)
 			return exitStatus(fault.ExitInterrupted)
 		}
-		if kbuild.IsBadInput(err) {
-			err = fault.AsInput(err)
-		}
 		return err
 	}
 	out := cmd.OutOrStdout()

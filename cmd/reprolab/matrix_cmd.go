@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -126,7 +125,7 @@ func runMatrix(cmd *cobra.Command, f *matrixFlags, path string) error {
 		return fault.AsInput(err)
 	}
 	if err := s.Preflight(ctx, cells); err != nil {
-		return classifyMatrix(err)
+		return err
 	}
 	if f.dry {
 		return dryRun(cmd.OutOrStdout(), s, cells)
@@ -146,7 +145,7 @@ func runMatrix(cmd *cobra.Command, f *matrixFlags, path string) error {
 		Only: filters, Runs: f.runs, Progress: os.Stderr, AfterRun: reports.afterRun, Dispatch: f.dispatcher(st, accel),
 	})
 	if err != nil {
-		return classifyMatrix(err)
+		return err
 	}
 	if sum.Dispatched != nil {
 		if done, err := f.follow(ctx, st, s.Name, sum, reports); done || err != nil {
@@ -168,16 +167,6 @@ func runMatrix(cmd *cobra.Command, f *matrixFlags, path string) error {
 		return exitStatus(fault.ExitInterrupted)
 	}
 	return matrixExit(rep, sum.BuildErrors, rerr)
-}
-
-// classifyMatrix maps lab/matrix's errors onto lab/fault until that package returns
-// fault errors itself: its input errors say BadInput().
-func classifyMatrix(err error) error {
-	var b interface{ BadInput() bool }
-	if errors.As(err, &b) && b.BadInput() {
-		return fault.AsInput(err)
-	}
-	return err
 }
 
 func dryRun(out io.Writer, s *matrix.Spec, cells []*matrix.Cell) error {
@@ -311,7 +300,7 @@ func runMatrixReport(cmd *cobra.Command, f *matrixReportFlags, loc string) error
 	}
 	rep, err := matrix.BuildReport(ctx, st, name, resultsDir)
 	if err != nil {
-		return classifyMatrix(err)
+		return err
 	}
 	out := cmd.OutOrStdout()
 	if f.out == "-" {
@@ -328,7 +317,7 @@ func runMatrixReport(cmd *cobra.Command, f *matrixReportFlags, loc string) error
 	}
 	written, err := matrix.WriteReports(rep, dir, strings.Split(f.formats, ","))
 	if err != nil {
-		return classifyMatrix(err)
+		return err
 	}
 	for _, w := range written {
 		fmt.Fprintln(out, w)

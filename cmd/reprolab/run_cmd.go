@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -110,10 +109,6 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	defer stop()
 	res, err := repro.Run(ctx, *cfg)
 	if err != nil {
-		var ie *repro.InputError
-		if errors.As(err, &ie) {
-			return fault.AsInput(err)
-		}
 		return err
 	}
 	printResult(cmd, res)

@@ -236,7 +236,7 @@ func (e *Engine) Kernel(ctx context.Context, campaignID string, k Kernel) (*Buil
 	b := &Build{Kernel: k, Seconds: time.Since(t0).Seconds()}
 	rec.Seconds = b.Seconds
 	if err != nil {
-		if isBadInput(err) {
+		if fault.IsInput(err) { // kbuild's, source's, patch's and probe's errors carry their kind
 			return nil, fault.Inputf("kernel %s (%s): %w", k.Name, k.BuildKey(), err)
 		}
 		b.ID = "failed-" + k.BuildKey()
@@ -257,12 +257,6 @@ func (e *Engine) Kernel(ctx context.Context, campaignID string, k Kernel) (*Buil
 // build the lab makes goes through this package.
 func BuildKernel(ctx context.Context, spec kbuild.Spec) (*kbuild.Result, error) {
 	return kbuild.Build(ctx, spec)
-}
-
-// isBadInput: the user's mistake, by lab/fault or by kbuild's own classification
-// (kbuild moves to lab/fault in the same issue; until then both are read).
-func isBadInput(err error) bool {
-	return fault.IsInput(err) || kbuild.IsBadInput(err)
 }
 
 func (e *Engine) prebuilt(ctx context.Context, campaignID string, k Kernel) (*Build, error) {

@@ -30,7 +30,7 @@ func (e *Engine) Prepare(ctx context.Context, k Kernel) error {
 	switch {
 	case err == nil:
 		return nil
-	case isBadInput(err):
+	case fault.IsInput(err):
 		return fault.Inputf("kernel %s (%s): %w", k.Name, k.BuildKey(), err)
 	case ctx.Err() != nil:
 		return ctx.Err()

@@ -105,7 +105,8 @@ func AsInfra(err error) error { return Wrap(Infra, err) }
 
 func isClassified(err error) bool {
 	var e *Error
-	return errors.As(err, &e)
+	var k kinder
+	return errors.As(err, &e) || errors.As(err, &k)
 }
 
 // kinder lets another package's error type carry a kind without wrapping in *Error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,7 +149,7 @@ func TestBuildDebian61(t *testing.T) {
 	s6.Patches = []string{bad}
 	_, err = Build(ctx, s6)
 	var be *BuildError
-	if !errors.As(err, &be) || be.Target != "mm/page-writeback.o" || !be.Edited || !IsBadInput(err) ||
+	if !errors.As(err, &be) || be.Target != "mm/page-writeback.o" || !be.Edited || !fault.IsInput(err) ||
 		!strings.Contains(err.Error(), "mm/page-writeback.c:2:2: error: #error reprolab: this patch breaks the build") {
 		t.Errorf("broken patch: %v", err)
 	}
@@ -167,7 +168,7 @@ func TestDroppedOptionReal(t *testing.T) {
 	spec.ConfigOnly = true
 	_, err := Build(context.Background(), spec)
 	var ve *kconfig.VerifyError
-	if err == nil || !IsBadInput(err) || !errorsAs(err, &ve) {
+	if err == nil || !fault.IsInput(err) || !errorsAs(err, &ve) {
 		t.Fatalf("got %v", err)
 	}
 	if !strings.Contains(err.Error(), "CONFIG_DM_CRYPT: ../../kconfigs/dmcrypt-swap.config:") || !strings.Contains(err.Error(), "depends on BLK_DEV_DM") || !strings.Contains(err.Error(), "BLK_DEV_DM=n") {

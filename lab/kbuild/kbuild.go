@@ -27,8 +27,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"io"
 	"os"
 	"os/exec"
@@ -72,24 +72,6 @@ type Result struct {
 	Warnings []string
 }
 
-// InputError is a wrong spec, missing file or unknown name: the user's to fix.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string  { return e.Msg }
-func (e *InputError) BadInput() bool { return true }
-
-// IsBadInput reports whether err is the user's mistake (CLI exit 2) rather
-// than an infrastructure failure.
-func IsBadInput(err error) bool {
-	var b interface{ BadInput() bool }
-	if errors.As(err, &b) && b.BadInput() {
-		return true
-	}
-	var u *kconfig.UnknownFragmentError
-	var v *kconfig.VerifyError
-	return errors.As(err, &u) || errors.As(err, &v)
-}
-
 // Build builds (or finds in the cache) the kernel the spec describes.
 func Build(ctx context.Context, spec Spec) (*Result, error) {
 	b := &builder{spec: spec, t0: time.Now(), durations: map[string]float64{}}
@@ -128,7 +110,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	s := &b.spec
 	ai, ok := arches[s.Arch]
 	if !ok {
-		return nil, &InputError{Msg: fmt.Sprintf("arch %q: want x86_64 or arm64", s.Arch)}
+		return nil, fault.Inputf("arch %q: want x86_64 or arm64", s.Arch)
 	}
 	b.ai = ai
 	if s.CacheDir == "" {
@@ -141,7 +123,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		s.Base = "tinyconfig"
 	}
 	if s.Base != "tinyconfig" && s.Base != "defconfig" && s.Base != "allnoconfig" && !strings.HasSuffix(s.Base, "_defconfig") {
-		return nil, &InputError{Msg: fmt.Sprintf("base %q: want tinyconfig, allnoconfig, defconfig or an arch's *_defconfig", s.Base)}
+		return nil, fault.Inputf("base %q: want tinyconfig, allnoconfig, defconfig or an arch's *_defconfig", s.Base)
 	}
 	if len(s.Fragments) == 0 {
 		s.Fragments = DefaultFragments
@@ -177,14 +159,14 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	pristine := filepath.Join(kb, "src", hash(src.ID)[:20])
 	if s.Tree != "" {
 		if src.Kind != "dir" {
-			return nil, &InputError{Msg: fmt.Sprintf("kept tree %q: needs a dir source (a work tree the caller moves between commits), not %s", s.Tree, src.Kind)}
+			return nil, fault.Inputf("kept tree %q: needs a dir source (a work tree the caller moves between commits), not %s", s.Tree, src.Kind)
 		}
 		pristine = src.Source.Dir
 	} else if err := extractPristine(ctx, src, pristine, func() { b.prog.phase("source", "extracting "+src.Kind) }); err != nil {
 		return nil, err
 	}
 	if b.version, err = kver.FromTree(pristine); err != nil {
-		return nil, &InputError{Msg: err.Error()}
+		return nil, fault.AsInput(err)
 	}
 	b.phase("source", t)
 
@@ -256,7 +238,7 @@ func (b *builder) loadInputs() error {
 		}
 		f, err := kconfig.LoadFragment(name, dirs)
 		if err != nil {
-			errs = multierror.Append(errs, &InputError{Msg: err.Error()})
+			errs = multierror.Append(errs, fault.AsInput(err))
 			continue
 		}
 		b.frags = append(b.frags, f)
@@ -279,7 +261,7 @@ func (b *builder) loadInputs() error {
 	}
 	if errs.ErrorOrNil() != nil {
 		errs.ErrorFormat = listErrors
-		return &InputError{Msg: errs.Error()}
+		return fault.AsInput(errs)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,7 +77,7 @@ func TestBadInputs(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v\nwant %q", err, tc.want)
 			}
-			if !IsBadInput(err) {
+			if !fault.IsInput(err) {
 				t.Errorf("not classified as bad input: %v", err)
 			}
 		})
@@ -191,7 +192,7 @@ func TestLoadSpec(t *testing.T) {
 	}
 	p := filepath.Join(t.TempDir(), "k.yaml")
 	os.WriteFile(p, []byte("arch: x86_64\nsource: {debian: linux-source-6.1}\nfragmets: [base]\n"), 0o644)
-	if _, err := LoadSpec(p); err == nil || !IsBadInput(err) || !strings.Contains(err.Error(), "line 3: field fragmets not found") {
+	if _, err := LoadSpec(p); err == nil || !fault.IsInput(err) || !strings.Contains(err.Error(), `k.yaml:3: unknown key "fragmets" (did you mean "fragments"?)`) {
 		t.Errorf("typo: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"io"
 	"os"
 	"os/exec"
@@ -36,7 +37,14 @@ func (e *BuildError) Error() string {
 	return s + ":\n  " + strings.Join(e.Errors, "\n  ") + "\nfull log: " + e.Log
 }
 
-func (e *BuildError) BadInput() bool { return e.Edited }
+// FaultKind: a failure in a file the spec's patches or probes edited is the input's
+// fault; any other is the build's (a lab/compiler problem, never evidence).
+func (e *BuildError) FaultKind() fault.Kind {
+	if e.Edited {
+		return fault.Input
+	}
+	return fault.Infra
+}
 
 var (
 	ccRe      = regexp.MustCompile(`^\s+CC( \[M\])?\s+\S`)

@@ -1,18 +1,15 @@
 package kbuild
 
 import (
-	"bytes"
-	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/reprolab/reprolab/lab/cache"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/reprolab/reprolab/lab/kbuild/source"
-	"github.com/reprolab/reprolab/lab/spec"
+	"github.com/reprolab/reprolab/lab/strictyaml"
 )
 
 // Spec is everything that decides a kernel build. A YAML kernel spec file
@@ -54,16 +51,11 @@ type Spec struct {
 func LoadSpec(path string) (*Spec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("kernel spec: %v", err)}
-	}
-	if err := spec.CheckText(data); err != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("kernel spec %s: %v", path, err)}
+		return nil, fault.Inputf("kernel spec: %v", err)
 	}
 	var s Spec
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("kernel spec %s: %v (keys: name, arch, source{git, ref, exclude, dir, tarball, url, kernel_org, mirror, sha256, debian}, base, fragments, patches, probes)", path, err)}
+	if err := strictyaml.Decode(path, data, &s); err != nil {
+		return nil, err
 	}
 	dir := filepath.Dir(path)
 	rel := func(p *string) {

@@ -1,6 +1,7 @@
 package kbuild
 
 import (
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,7 +25,7 @@ func FuzzLoadSpec(f *testing.F) {
 		}
 		s, err := LoadSpec(path)
 		if err != nil {
-			if !IsBadInput(err) {
+			if !fault.IsInput(err) {
 				t.Fatalf("not bad input: %T %v", err, err)
 			}
 			return

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -209,7 +210,7 @@ func (b *builder) edit(ctx context.Context, pristine, tree string) (changed int,
 	for _, p := range sortedKeys(paths) {
 		for _, root := range []string{pristine, src} {
 			if _, err := treepath.Resolve(root, p); err != nil {
-				return 0, nil, &InputError{Msg: err.Error()}
+				return 0, nil, fault.AsInput(err)
 			}
 		}
 	}

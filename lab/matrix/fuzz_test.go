@@ -1,13 +1,13 @@
 package matrix
 
 import (
-	"errors"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// FuzzLoad: any matrix spec bytes load or fail as bad input (an *InputError), never panic;
+// FuzzLoad: any matrix spec bytes load or fail as bad input (lab/fault), never panic;
 // a spec that loads has a safe name, runs, arches, kernels, and exclude/expect_crash values
 // that exist on their axes, and expands to cells whose IDs are safe folder names.
 // Run with: go test ./lab/matrix -fuzz FuzzLoad -fuzztime 30s
@@ -29,8 +29,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		s, err := Load(path)
 		if err != nil {
-			var in *InputError
-			if !errors.As(err, &in) {
+			if !fault.IsInput(err) {
 				t.Fatalf("not bad input: %T %v", err, err)
 			}
 			return

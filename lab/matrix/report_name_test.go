@@ -2,7 +2,7 @@ package matrix
 
 import (
 	"context"
-	"errors"
+	"github.com/reprolab/reprolab/lab/fault"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,8 +30,7 @@ func TestReportUnknownMatrix(t *testing.T) {
 		"memcg-writeback-nul":  `no matrix "memcg-writeback-nul" in ` + st.Location + ` (did you mean "memcg-writeback-null"?) (it has: memcg-writeback-null)`,
 	} {
 		_, err := BuildReport(ctx, st, name, t.TempDir())
-		var in *InputError
-		if !errors.As(err, &in) || !strings.Contains(err.Error(), want) {
+		if !fault.IsInput(err) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v; want bad input saying %q", name, err, want)
 		}
 	}

@@ -1,11 +1,11 @@
 package matrix
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,13 +14,13 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/reprolab/reprolab/lab/kbuild"
 	"github.com/reprolab/reprolab/lab/kbuild/probe"
 	"github.com/reprolab/reprolab/lab/kbuild/source"
 	"github.com/reprolab/reprolab/lab/spec"
+	"github.com/reprolab/reprolab/lab/strictyaml"
 	"github.com/reprolab/reprolab/lab/verdict"
+	"gopkg.in/yaml.v3"
 )
 
 // Spec is a matrix spec file.
@@ -61,7 +61,7 @@ type Budget struct {
 func (b *Budget) UnmarshalYAML(n *yaml.Node) error {
 	type plain Budget
 	var p plain
-	if err := spec.DecodeKnown(n, &p, "budget"); err != nil {
+	if err := n.Decode(&p); err != nil {
 		return err
 	}
 	if err := spec.WholeNumbers(n, "budget", "runs", "iterations"); err != nil {
@@ -154,13 +154,8 @@ func (m Match) Matches(c *Cell) bool {
 	return true
 }
 
-// InputError is a matrix spec or flag the user must fix (exit 2).
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string  { return e.Msg }
-func (e *InputError) BadInput() bool { return true }
-
-func bad(format string, a ...any) error { return &InputError{Msg: fmt.Sprintf(format, a...)} }
+// bad is a matrix spec or flag the user must fix (exit 2).
+func bad(format string, a ...any) error { return fault.Inputf(format, a...) }
 
 // Load reads and validates a matrix spec and the reproducer it names.
 func Load(path string) (*Spec, error) {
@@ -171,14 +166,9 @@ func Load(path string) (*Spec, error) {
 	if err != nil {
 		return nil, bad("matrix spec: %v (give a matrix.yaml or a folder holding one)", err)
 	}
-	if err := spec.CheckText(data); err != nil {
-		return nil, bad("matrix spec %s: %v", path, err)
-	}
 	var s Spec
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
-		return nil, bad("matrix spec %s: %s (keys: name, reproducer, budget{runs, iterations, duration}, axes{arch, kernel, config, probe, patches, cmdline}, probes, exclude, expect_crash, clean{rate_per_hour, confidence})", path, cleanYAML(err))
+	if err := strictyaml.Decode(path, data, &s); err != nil {
+		return nil, err
 	}
 	sum := sha256.Sum256(data)
 	s.Path, s.Dir, s.SHA256 = path, filepath.Dir(path), hex.EncodeToString(sum[:])
@@ -186,13 +176,6 @@ func Load(path string) (*Spec, error) {
 		return nil, bad("matrix spec %s: %v", path, err)
 	}
 	return &s, nil
-}
-
-func cleanYAML(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
-	re := regexp.MustCompile(`field (\S+) not found in type [\w.]+`)
-	msg = re.ReplaceAllString(msg, "unknown key \"$1\"")
-	return strings.TrimSpace(msg)
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)

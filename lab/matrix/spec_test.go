@@ -1,7 +1,7 @@
 package matrix
 
 import (
-	"errors"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,16 +23,15 @@ func TestBadSpecs(t *testing.T) {
 		{"expect-probe-typo.yaml", `expect_crash[0]: probe "1000" is not on the probe axis (did you mean "100"?) (it has: 0, 100)`},
 		{"exclude-value-typo.yaml", `exclude[0]: arch "arm46" is not on the arch axis (did you mean "arm64"?)`},
 		{"runs-float.yaml", `budget.runs (line 7): "1.5" is not a whole number`},
-		{"budget-negative-duration.yaml", `line 7: budget.duration -3m0s: must be a positive duration`},
-		{"budget-unknown-key.yaml", `line 7: unknown key "iteratons" in budget`},
+		{"budget-negative-duration.yaml", `budget-negative-duration.yaml:7: budget.duration -3m0s: must be a positive duration`},
+		{"budget-unknown-key.yaml", `budget-unknown-key.yaml:7: unknown key "iteratons" in budget (did you mean "iterations"?)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			path := filepath.Join("testdata", "bad", tt.file)
 			_, err := Load(path)
-			var in *InputError
-			if !errors.As(err, &in) {
-				t.Fatalf("want an InputError, got %v", err)
+			if !fault.IsInput(err) {
+				t.Fatalf("want bad input, got %v", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("error %q should name %s and say %q", err, path, tt.want)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/qmp"
 )
 
@@ -308,7 +310,7 @@ func launch(ctx context.Context, bin string, cfg Config, accel Accel) (*Instance
 		case <-time.After(time.Second):
 		}
 		inst.Kill()
-		return nil, fmt.Errorf("qemu: %s did not start: %w", bin, err)
+		return nil, startFailure(bin, err)
 	}
 	inst.watchIOErrors(cfg.Disks)
 	return inst, nil
@@ -344,14 +346,57 @@ func (inst *Instance) ConsoleClosed() <-chan struct{} { return inst.consoleDone 
 
 // ExitError describes how QEMU ended, with the tail of its stderr. Only valid after Exited.
 func (inst *Instance) ExitError() error {
+	return &ExitError{Wait: inst.waitErr, Stderr: strings.TrimSpace(inst.stderr.String())}
+}
+
+// ExitError is how QEMU ended: its wait status (nil for a clean exit, as when a guest
+// with -no-reboot resets or powers off) and the tail of its stderr.
+type ExitError struct {
+	Wait   error
+	Stderr string
+}
+
+func (e *ExitError) Error() string {
 	msg := "exited"
-	if inst.waitErr != nil {
-		msg = inst.waitErr.Error()
+	if e.Wait != nil {
+		msg = e.Wait.Error()
 	}
-	if s := strings.TrimSpace(inst.stderr.String()); s != "" {
-		msg += ": " + s
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
 	}
-	return errors.New("QEMU " + msg)
+	return "QEMU " + msg
+}
+
+func (e *ExitError) Unwrap() error { return e.Wait }
+
+// Failed says QEMU itself gave up with a non-zero exit status (a QEMU error), rather
+// than exiting cleanly because the guest stopped or being killed.
+func (e *ExitError) Failed() bool {
+	var ee *exec.ExitError
+	return errors.As(e.Wait, &ee) && ee.ExitCode() > 0
+}
+
+// KernelRejectedError is QEMU refusing the kernel image itself before the guest ran
+// ("linux kernel too old to load a ram disk", "could not load kernel"): the kernel's
+// failure to boot (lab/fault Boot), not the lab's.
+type KernelRejectedError struct{ Err error }
+
+func (e *KernelRejectedError) Error() string         { return e.Err.Error() }
+func (e *KernelRejectedError) Unwrap() error         { return e.Err }
+func (e *KernelRejectedError) FaultKind() fault.Kind { return fault.Boot }
+
+// rejectRE matches QEMU's own messages for a kernel image it cannot load (hw/core,
+// hw/i386/x86.c, hw/arm/boot.c).
+var rejectRE = regexp.MustCompile(`(?i)could not load kernel|linux kernel too old|error loading (uncompressed )?kernel|cannot load kernel|kernel image .*(too|invalid)`)
+
+// startFailure classifies QEMU dying before its monitor answered.
+func startFailure(bin string, err error) error {
+	err = fmt.Errorf("qemu: %s did not start: %w", bin, err)
+	var ee *ExitError
+	if errors.As(err, &ee) && rejectRE.MatchString(ee.Stderr) {
+		return &KernelRejectedError{Err: err}
+	}
+	return err
 }
 
 // Kill SIGKILLs QEMU's process group and waits until it is reaped.

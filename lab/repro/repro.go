@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"io"
 	"os"
 	"path/filepath"
@@ -68,17 +69,11 @@ type Config struct {
 	LoopOverSSH bool
 }
 
-// InputError is a problem with what the user asked for (exit 2).
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
 // Run performs one run. It returns an error only for bad input discovered before anything
 // started; every other ending is a Result with its Outcome (and Error for failures).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
-		return nil, &InputError{err}
+		return nil, fault.AsInput(err)
 	}
 	r := &run{cfg: cfg, res: &Result{}}
 	return r.do(ctx)
@@ -214,10 +209,10 @@ func (r *run) do(ctx context.Context) (res *Result, err error) {
 	r.recordLoad(true)
 	res.Outcome = Running
 	if err := os.MkdirAll(res.Dir, 0o755); err != nil {
-		return nil, &InputError{fmt.Errorf("results dir: %w", err)}
+		return nil, fault.Inputf("results dir: %w", err)
 	}
 	if err := res.WriteMeta(); err != nil {
-		return nil, &InputError{fmt.Errorf("results dir: %w", err)}
+		return nil, fault.Inputf("results dir: %w", err)
 	}
 
 	var cleanup *multierror.Error
@@ -344,9 +339,9 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		Say: func(s string) { r.say("qemu: %s", s) },
 	})
 	if err != nil {
-		// QEMU refusing the image itself ("linux kernel too old to load a ram disk",
-		// "could not load kernel") is the kernel's failure to boot, not the lab's.
-		if strings.Contains(err.Error(), "kernel") {
+		// QEMU refusing the image itself (qemu.KernelRejectedError) is the kernel's
+		// failure to boot, not the lab's.
+		if fault.Is(err, fault.Boot) {
 			return BootFailed, err
 		}
 		return InfraError, err
@@ -513,7 +508,7 @@ func (r *run) ended(ctx context.Context) (Outcome, error) {
 		}
 		exitErr := r.vm.ExitError()
 		if r.iter == 0 && r.client == nil {
-			if strings.Contains(exitErr.Error(), "exit status") {
+			if ee := (*qemu.ExitError)(nil); errors.As(exitErr, &ee) && ee.Failed() {
 				return InfraError, fmt.Errorf("%v; console tail:\n%s", exitErr, r.watch.Tail(20))
 			}
 			return BootFailed, fmt.Errorf("the kernel stopped during boot (%v) without a crash report; console tail:\n%s", exitErr, r.watch.Tail(20))

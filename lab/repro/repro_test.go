@@ -2,7 +2,7 @@ package repro
 
 import (
 	"context"
-	"errors"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -159,9 +159,8 @@ func TestBadKernelImageIsInputError(t *testing.T) {
 			Arch: c.arch, Kernel: c.kernel, QEMUBinary: "true",
 			Repro: loadSpec(t, "testdata/sysrq-crash.yaml"), ResultsDir: results, CacheDir: t.TempDir(),
 		})
-		var ie *InputError
-		if !errors.As(err, &ie) || res != nil {
-			t.Fatalf("%s on %s: result %v, error %v; want an InputError", c.kernel, c.arch, res, err)
+		if !fault.IsInput(err) || res != nil {
+			t.Fatalf("%s on %s: result %v, error %v; want bad input", c.kernel, c.arch, res, err)
 		}
 		if !strings.Contains(err.Error(), c.kernel) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("error %q does not name the file and say %q", err, c.want)
@@ -257,9 +256,8 @@ func TestRunDirStaysInResults(t *testing.T) {
 		r.Name = c.name
 		_, err := Run(context.Background(), Config{Arch: qemu.X86_64, Kernel: kernel, QEMUBinary: "true", Repro: r,
 			ResultsDir: results, RunID: c.runID, CacheDir: t.TempDir()})
-		var ie *InputError
-		if !errors.As(err, &ie) {
-			t.Errorf("name %q run id %q: %v, want an InputError", c.name, c.runID, err)
+		if !fault.IsInput(err) {
+			t.Errorf("name %q run id %q: %v, want bad input", c.name, c.runID, err)
 		}
 	}
 	if ents, _ := os.ReadDir(base); len(ents) != 1 {

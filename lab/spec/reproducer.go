@@ -3,19 +3,20 @@
 package spec
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/strictyaml"
 )
 
 // Reproducer is one reproducer: the guest it needs, how to set it up, what to loop and for
@@ -59,7 +60,7 @@ type Guest struct {
 func (g *Guest) UnmarshalYAML(n *yaml.Node) error {
 	type plain Guest
 	var p plain
-	if err := decodeKnown(n, &p, "Guest"); err != nil {
+	if err := n.Decode(&p); err != nil {
 		return err
 	}
 	*g = Guest(p)
@@ -120,59 +121,11 @@ type Budget struct {
 func (b *Budget) UnmarshalYAML(n *yaml.Node) error {
 	type plain Budget
 	var p plain
-	if err := decodeKnown(n, &p, "Budget"); err != nil {
+	if err := n.Decode(&p); err != nil {
 		return err
 	}
 	*b = Budget(p)
 	b.keys = keysOf(n)
-	return nil
-}
-
-// decodeKnown is n.Decode with unknown keys rejected: yaml.v3 does not carry the decoder's
-// KnownFields into a custom UnmarshalYAML.
-func decodeKnown(n *yaml.Node, v any, typeName string) error { return DecodeKnown(n, v, typeName) }
-
-// DecodeKnown is for other specs' UnmarshalYAML methods: n.Decode(v) with unknown keys
-// (down through nested structs) an error naming the line and typeName.
-func DecodeKnown(n *yaml.Node, v any, typeName string) error {
-	if err := checkKnown(n, reflect.TypeOf(v).Elem(), typeName); err != nil {
-		return err
-	}
-	return n.Decode(v)
-}
-
-// checkKnown rejects mapping keys that name no field of t, down through nested structs.
-func checkKnown(n *yaml.Node, t reflect.Type, typeName string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
-		return nil
-	}
-	fields := map[string]reflect.StructField{}
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name != "" && name != "-" {
-			fields[name] = t.Field(i)
-		}
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		f, ok := fields[k.Value]
-		if !ok {
-			return fmt.Errorf("line %d: unknown key %q in %s (check the spelling; unknown keys are never ignored)", k.Line, k.Value, typeName)
-		}
-		ft := f.Type
-		for ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		if err := checkKnown(n.Content[i+1], f.Type, ft.Name()); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -328,14 +281,21 @@ func ValidName(name string) error {
 	return nil
 }
 
-// Error is a spec error with the file it came from.
+// Error is a spec that decodes but does not validate, with the file it came from: bad
+// input for lab/fault.
 type Error struct {
 	File string
 	Err  error
 }
 
-func (e *Error) Error() string { return e.File + ": " + e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Error() string {
+	if e.File == "" {
+		return e.Err.Error()
+	}
+	return e.File + ": " + e.Err.Error()
+}
+func (e *Error) Unwrap() error         { return e.Err }
+func (e *Error) FaultKind() fault.Kind { return fault.Input }
 
 // Resolve finds a reproducer by name (a folder under reproducersDir holding repro.yaml) or
 // by path (a file, or a folder holding repro.yaml).
@@ -361,67 +321,49 @@ func Resolve(nameOrPath, reproducersDir string) (string, error) {
 		nameOrPath, strings.Join(names, ", "))
 }
 
-// LoadReproducer reads and validates a reproducer spec.
+// LoadReproducer reads and validates a reproducer spec. Errors name the file (and the
+// line where there is one) and are bad input for lab/fault.
 func LoadReproducer(path string) (*Reproducer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fault.AsInput(err)
 	}
-	r, err := ParseReproducer(data)
+	r, err := parse(path, data)
 	if err != nil {
-		return nil, &Error{File: path, Err: err}
+		return nil, err
 	}
 	r.Path = path
 	r.Dir = filepath.Dir(path)
 	return r, nil
 }
 
-// ParseReproducer decodes a spec strictly (unknown keys are errors) and validates it.
-func ParseReproducer(data []byte) (*Reproducer, error) {
-	if err := CheckText(data); err != nil {
-		if errors.Is(err, errEmpty) {
-			err = fmt.Errorf("%w: a reproducer spec needs at least name, run and budget", err)
+// ParseReproducer decodes a spec strictly (lab/strictyaml: unknown keys are errors) and
+// validates it.
+func ParseReproducer(data []byte) (*Reproducer, error) { return parse("", data) }
+
+func parse(file string, data []byte) (*Reproducer, error) {
+	var r Reproducer
+	if err := strictyaml.Decode(file, data, &r); err != nil {
+		var se *strictyaml.Error
+		if errors.Is(err, strictyaml.ErrEmpty) && errors.As(err, &se) {
+			se.Msg += ": a reproducer spec needs at least name, run and budget"
 		}
 		return nil, err
 	}
-	var r Reproducer
-	if err := decodeStrict(data, &r); err != nil {
-		return nil, err
-	}
 	if err := r.validate(); err != nil {
-		return nil, err
+		if file == "" {
+			return nil, &Error{Err: err}
+		}
+		return nil, &Error{File: file, Err: err}
 	}
 	return &r, nil
-}
-
-// decodeStrict decodes one YAML document, rejecting unknown keys and trailing documents.
-func decodeStrict(data []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return cleanYAMLError(err)
-	}
-	var extra any
-	if err := dec.Decode(&extra); err == nil {
-		return errors.New("more than one YAML document")
-	}
-	return nil
-}
-
-// cleanYAMLError turns "field foo not found in type spec.Guest" into a message a user can act on.
-func cleanYAMLError(err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
-	re := regexp.MustCompile(`field (\S+) not found in type spec\.(\w+)`)
-	msg = re.ReplaceAllString(msg, "unknown key \"$1\" in $2 (check the spelling; unknown keys are never ignored)")
-	return errors.New(strings.TrimSpace(msg))
 }
 
 // UnmarshalYAML records the step's line for error messages.
 func (s *Step) UnmarshalYAML(n *yaml.Node) error {
 	type plain Step
 	var p plain
-	if err := decodeKnown(n, &p, "Step"); err != nil {
+	if err := n.Decode(&p); err != nil {
 		return err
 	}
 	*s = Step(p)

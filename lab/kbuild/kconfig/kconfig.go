@@ -25,6 +25,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -180,6 +181,9 @@ type UnknownFragmentError struct {
 	Tried []string
 	Known []string
 }
+
+// FaultKind: a fragment name the user got wrong is bad input.
+func (e *UnknownFragmentError) FaultKind() fault.Kind { return fault.Input }
 
 func (e *UnknownFragmentError) Error() string {
 	if len(e.Known) == 0 {

@@ -3,6 +3,7 @@ package kconfig
 import (
 	"bufio"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -45,6 +46,9 @@ func (m Mismatch) String() string {
 type VerifyError struct {
 	Mismatches []Mismatch
 }
+
+// FaultKind: options the requested fragments cannot have are the spec's to fix.
+func (e *VerifyError) FaultKind() fault.Kind { return fault.Input }
 
 func (e *VerifyError) Error() string {
 	var b strings.Builder

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,8 @@ func absentFunc(file []byte, f string) string {
 	return "; this tree has no " + f + "() (was the patch written for another kernel version?)"
 }
 
-func (e *Error) BadInput() bool { return true }
+// FaultKind: a patch that does not parse or apply is bad input.
+func (e *Error) FaultKind() fault.Kind { return fault.Input }
 
 var (
 	mboxFromRe = regexp.MustCompile(`^From \S+ +\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}`)

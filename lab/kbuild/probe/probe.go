@@ -18,12 +18,14 @@ package probe
 import (
 	"bytes"
 	"fmt"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/reprolab/reprolab/lab/strictyaml"
 	"gopkg.in/yaml.v3"
 
 	"github.com/reprolab/reprolab/lab/kbuild/kver"
@@ -65,8 +67,8 @@ type Error struct {
 	Msg   string
 }
 
-func (e *Error) Error() string  { return "probe " + e.Probe + ": " + e.Msg }
-func (e *Error) BadInput() bool { return true }
+func (e *Error) Error() string         { return "probe " + e.Probe + ": " + e.Msg }
+func (e *Error) FaultKind() fault.Kind { return fault.Input }
 
 // GeneratorVersion changes whenever the code this package generates changes, so that
 // kernels built with the old generated code are not taken from the build cache.
@@ -86,14 +88,9 @@ func Load(path string) (*Spec, error) {
 
 // Parse is Load on bytes.
 func Parse(path string, data []byte) (*Spec, error) {
-	if err := spec.CheckText(data); err != nil {
-		return nil, &Error{Probe: path, Msg: err.Error()}
-	}
 	s := &Spec{Path: path, Raw: data}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(s); err != nil {
-		return nil, &Error{Probe: path, Msg: err.Error() + " (keys: name, description, delay_us, file, function, after, before, variants[versions, file, function, after, before])"}
+	if err := strictyaml.Decode(path, data, s); err != nil {
+		return nil, err
 	}
 	// yaml.v3 truncates delay_us: 1.5 to 1; a delay is a whole number of µs.
 	var doc yaml.Node

@@ -153,11 +153,11 @@ func TestAnchorNeedsBackport(t *testing.T) {
 
 func TestBadSpecs(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"name: x\ndelay_us: 1\nfile: a.c\nfunction: f\nafter: y\ncolour: red\n", "field colour not found"},
+		{"name: x\ndelay_us: 1\nfile: a.c\nfunction: f\nafter: y\ncolour: red\n", `t.yaml:6: unknown key "colour"`},
 		{"name: X-1\ndelay_us: 1\nfile: a.c\nfunction: f\nafter: y\n", "lower-case"},
 		{"name: x\ndelay_us: 1\nfile: a.c\nfunction: f\n", "exactly one of after and before"},
 		{"name: x\ndelay_us: 1\nvariants:\n  - versions: 4.11\n    file: a.c\n    function: f\n    after: y\n", "versions \"4.11\""},
-		{"name: x\ndelay_us: -5\nfile: a.c\nfunction: f\nafter: y\n", "cannot unmarshal"},
+		{"name: x\ndelay_us: -5\nfile: a.c\nfunction: f\nafter: y\n", `t.yaml:2: "-5" is a whole number, want a whole number ≥ 0`},
 		{"name: x\ndelay_us: 1\nfile: ../outside.c\nfunction: f\nafter: y\n", `file: path "../outside.c" climbs out of the tree`},
 		{"name: x\ndelay_us: 1\nfile: /etc/passwd\nfunction: f\nafter: y\n", `file: path "/etc/passwd" is absolute`},
 		{"name: x\ndelay_us: 1\nvariants:\n  - versions: \">=4.11\"\n    file: mm/../../x.c\n    function: f\n    after: y\n", "climbs out of the tree"},

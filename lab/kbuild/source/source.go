@@ -15,7 +15,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -66,8 +65,8 @@ var pinnedSHA256 = map[string]string{
 // wrong checksum). It is bad input, not an infrastructure failure.
 type Error struct{ Msg string }
 
-func (e *Error) Error() string  { return e.Msg }
-func (e *Error) BadInput() bool { return true }
+func (e *Error) Error() string         { return e.Msg }
+func (e *Error) FaultKind() fault.Kind { return fault.Input }
 
 func bad(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
 
@@ -449,12 +448,6 @@ func lastLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, " | ")
-}
-
-// IsBadInput reports whether err is the user's mistake.
-func IsBadInput(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
 }
 
 // sha256 hashes the tarball, remembering the result by path, size and mtime

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/reprolab/reprolab/lab/fault"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,7 +70,7 @@ func TestGit(t *testing.T) {
 	}
 
 	_, err = Resolve(ctx, Source{Git: repo, Ref: "v9.99"}, t.TempDir())
-	if err == nil || !IsBadInput(err) || !strings.Contains(err.Error(), `unknown revision "v9.99"`) {
+	if err == nil || !fault.IsInput(err) || !strings.Contains(err.Error(), `unknown revision "v9.99"`) {
 		t.Errorf("missing ref: %v", err)
 	}
 }
@@ -87,7 +88,7 @@ func TestGitMissingObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = r.Extract(ctx, filepath.Join(t.TempDir(), "tree"))
-	if err == nil || !IsBadInput(err) || !strings.Contains(err.Error(), "exclude: [drivers/big]") {
+	if err == nil || !fault.IsInput(err) || !strings.Contains(err.Error(), "exclude: [drivers/big]") {
 		t.Fatalf("want a hint to exclude drivers/big, got %v", err)
 	}
 	r, err = Resolve(ctx, Source{Git: repo, Ref: "v4.11", Exclude: []string{"drivers/big"}}, t.TempDir())
@@ -109,7 +110,7 @@ func TestTarball(t *testing.T) {
 	}
 	extractOK(t, r)
 	_, err = Resolve(ctx, Source{Tarball: p, SHA256: strings.Repeat("0", 64)}, t.TempDir())
-	if err == nil || !IsBadInput(err) || !strings.Contains(err.Error(), "sha256 is "+sum) {
+	if err == nil || !fault.IsInput(err) || !strings.Contains(err.Error(), "sha256 is "+sum) {
 		t.Errorf("wrong sha256: %v", err)
 	}
 }
@@ -133,7 +134,7 @@ func TestURL(t *testing.T) {
 	// kernel.org layout under a mirror; the pinned checksum of the real
 	// release does not match this fixture, so the download is refused.
 	_, err := Resolve(ctx, Source{KernelOrg: "4.11", Mirror: srv.URL + "/pub"}, cache)
-	if err == nil || !IsBadInput(err) || !strings.Contains(err.Error(), "b67ecafd0a42b3383bf4d82f0850cbff92a7e72a215a6d02f42ddbafcf42a7d6") {
+	if err == nil || !fault.IsInput(err) || !strings.Contains(err.Error(), "b67ecafd0a42b3383bf4d82f0850cbff92a7e72a215a6d02f42ddbafcf42a7d6") {
 		t.Errorf("pinned checksum not enforced: %v", err)
 	}
 	r, err := Resolve(ctx, Source{KernelOrg: "4.11", Mirror: srv.URL + "/pub", SHA256: sum}, cache)
@@ -175,14 +176,14 @@ func TestDir(t *testing.T) {
 	if r1.ID == r2.ID {
 		t.Error("identity did not change with the content")
 	}
-	if _, err := Resolve(ctx, Source{Dir: t.TempDir()}, ""); err == nil || !IsBadInput(err) {
+	if _, err := Resolve(ctx, Source{Dir: t.TempDir()}, ""); err == nil || !fault.IsInput(err) {
 		t.Errorf("empty dir accepted: %v", err)
 	}
 }
 
 func TestBadDescriptions(t *testing.T) {
 	for _, s := range []Source{{}, {Git: t.TempDir(), Ref: "v1"}, {Dir: "a", Git: "b"}, {Dir: "x", Ref: "v1"}, {Debian: "linux-image-6.1"}, {KernelOrg: "four"}} {
-		if _, err := Resolve(context.Background(), s, t.TempDir()); err == nil || !IsBadInput(err) {
+		if _, err := Resolve(context.Background(), s, t.TempDir()); err == nil || !fault.IsInput(err) {
 			t.Errorf("%+v: %v", s, err)
 		}
 	}
