@@ -73,7 +73,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		want []string // substrings of stderr
 	}{
 		{"unknown spec key", []string{"run", "--kernel", kernel, "--repro", unknownKey},
-			[]string{unknownKey, "line 4", `unknown key "memroy"`}},
+			[]string{unknownKey + ":4:", `unknown key "memroy" in guest (did you mean "memory"?)`}},
 		{"missing QEMU binary", []string{"run", "--kernel", kernel, "--repro", "memcg-writeback-null", "--qemu", "qemu-system-nonexistent"},
 			[]string{"qemu-system-nonexistent", "apt-get install qemu-system-x86"}},
 		{"missing kernel", []string{"run", "--kernel", filepath.Join(dir, "nope"), "--repro", "memcg-writeback-null"},
