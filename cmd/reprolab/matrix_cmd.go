@@ -15,6 +15,7 @@ import (
 
 	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/matrix"
+	"github.com/reprolab/reprolab/lab/progress"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/render"
 	"github.com/reprolab/reprolab/lab/spec"
@@ -139,11 +140,14 @@ func runMatrix(cmd *cobra.Command, f *matrixFlags, path string) error {
 	}
 	defer st.Close()
 	reports := &reportWriter{ctx: context.WithoutCancel(ctx), st: st, name: s.Name, results: f.results}
+	disp := progress.New(os.Stderr) // one set of bars for every build and guest
+	defer disp.Close()
 	t0 := time.Now()
 	sum, err := matrix.Run(ctx, matrix.Options{
 		Spec: s, Store: st, ResultsDir: f.results, CacheDir: cacheDir(), Jobs: f.jobs, Accel: accel,
-		Only: filters, Runs: f.runs, Progress: os.Stderr, AfterRun: reports.afterRun, Dispatch: f.dispatcher(st, accel),
+		Only: filters, Runs: f.runs, Progress: disp, AfterRun: reports.afterRun, Dispatch: f.dispatcher(st, accel),
 	})
+	disp.Close() // the summary below goes straight to stderr
 	if err != nil {
 		return err
 	}

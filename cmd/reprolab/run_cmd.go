@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/qemu"
@@ -90,7 +89,6 @@ func (f *runFlags) check(cmd *cobra.Command) (*repro.Config, error) {
 		Kernel: f.kernel, Vmlinux: f.vmlinux, ModulesDir: f.modules,
 		Repro: rs, Iterations: f.iterations, Duration: f.duration, Cmdline: f.cmdline,
 		ResultsDir: f.results, CacheDir: cacheDir(), Progress: os.Stderr,
-		TTY:        term.IsTerminal(int(os.Stderr.Fd())),
 		DumpVmcore: f.vmcore, BootTimeout: f.bootTimeout,
 		Snapshot: f.snapshot || rs.SnapshotAsked(),
 	}, nil

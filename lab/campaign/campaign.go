@@ -29,6 +29,7 @@ import (
 	"github.com/reprolab/reprolab/lab/hostload"
 	"github.com/reprolab/reprolab/lab/kbuild"
 	"github.com/reprolab/reprolab/lab/kbuild/source"
+	"github.com/reprolab/reprolab/lab/progress"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/repro"
 	"github.com/reprolab/reprolab/lab/spec"
@@ -140,6 +141,9 @@ type Engine struct {
 	// Build and Run default to kbuild.Build and repro.Run (tests substitute fakes).
 	Build func(context.Context, kbuild.Spec) (*kbuild.Result, error)
 	Run   func(context.Context, repro.Config) (*repro.Result, error)
+
+	progOnce sync.Once
+	prog     io.Writer
 	// Remote, when set, runs trials elsewhere instead of here (lab/fleet: enqueued for
 	// workers on a shared database): Trial hands the trial over and returns its finished
 	// run, or (nil, nil) when ctx ends first. Resume then leaves runs in progress alone:
@@ -151,11 +155,21 @@ type Engine struct {
 	Fresh bool
 }
 
+// progress is where builds and trials report: Progress, made a lab/progress Display
+// once if it is not one already, so parallel builds and guests share one set of bars
+// on a terminal instead of each redrawing its own.
 func (e *Engine) progress() io.Writer {
-	if e.Progress == nil {
-		return io.Discard
-	}
-	return e.Progress
+	e.progOnce.Do(func() {
+		switch d, _, owned := progress.From(e.Progress); {
+		case e.Progress == nil:
+			e.prog = io.Discard
+		case owned:
+			e.prog = d
+		default:
+			e.prog = e.Progress
+		}
+	})
+	return e.prog
 }
 
 func (e *Engine) logf(format string, a ...any) {
@@ -450,34 +464,6 @@ func (e *Engine) Runs(ctx context.Context, campaignID string) ([]store.Run, erro
 	return e.Store.Runs(ctx, campaignID)
 }
 
-// PrefixWriter prefixes each line written to w (progress from parallel guests and
-// builds), dropping terminal line-rewrite escapes so lines from several writers stay
-// readable when interleaved.
-func PrefixWriter(w io.Writer, prefix string) io.Writer {
-	return &prefixed{w: w, prefix: prefix}
-}
-
-type prefixed struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (p *prefixed) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(p.buf, b...)
-	for {
-		i := strings.IndexAny(string(p.buf), "\n\r")
-		if i < 0 {
-			break
-		}
-		line := strings.TrimSpace(strings.ReplaceAll(string(p.buf[:i]), "\033[K", ""))
-		p.buf = p.buf[i+1:]
-		if line != "" {
-			fmt.Fprintf(p.w, "%s%s\n", p.prefix, line)
-		}
-	}
-	return len(b), nil
-}
+// PrefixWriter prefixes each line written to w, and names the progress bars of builds
+// and runs started on it (lab/progress), so parallel guests and builds stay readable.
+func PrefixWriter(w io.Writer, prefix string) io.Writer { return progress.Prefix(w, prefix) }

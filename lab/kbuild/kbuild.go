@@ -128,7 +128,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	if len(s.Fragments) == 0 {
 		s.Fragments = DefaultFragments
 	}
-	b.prog = newProgress(s.Progress)
+	b.prog = newProgress(s.Progress, strings.TrimSpace(s.Name+" "+s.Arch))
 	defer b.prog.done()
 	kb := filepath.Join(s.CacheDir, "kbuild")
 

@@ -30,6 +30,7 @@ import (
 	"github.com/reprolab/reprolab/lab/console"
 	"github.com/reprolab/reprolab/lab/guest"
 	"github.com/reprolab/reprolab/lab/image"
+	"github.com/reprolab/reprolab/lab/progress"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/report"
 	"github.com/reprolab/reprolab/lab/spec"
@@ -53,10 +54,9 @@ type Config struct {
 	ResultsDir string
 	CacheDir   string
 	RunID      string // generated when empty
-	// Progress receives a live progress line (\r-updated on a terminal) and notices.
+	// Progress receives the run's notices and its live status (lab/progress: a bar on a
+	// terminal, timestamped lines otherwise; pass a progress.Display to share one).
 	Progress io.Writer
-	// TTY makes progress a single rewritten line instead of one line per event.
-	TTY bool
 	// BootTimeout bounds QEMU start → agent answering; default scales with the accelerator.
 	BootTimeout time.Duration
 	// DumpVmcore keeps a guest memory dump of a panicked guest in the run dir.
@@ -139,6 +139,7 @@ func (c *Config) check() error {
 
 type run struct {
 	cfg     Config
+	prog    *progress.Task
 	res     *Result
 	scratch string
 	watch   *console.Watcher
@@ -165,27 +166,24 @@ type run struct {
 	bootKernel string // what QEMU was given: the image, or its PVH vmlinux
 }
 
-func (r *run) say(format string, args ...any) {
-	if r.cfg.Progress == nil {
-		return
-	}
-	msg := fmt.Sprintf(format, args...)
-	if r.cfg.TTY {
-		fmt.Fprintf(r.cfg.Progress, "\r\033[K%s\n", msg)
-	} else {
-		fmt.Fprintln(r.cfg.Progress, msg)
-	}
-}
+// say prints a notice line (lab/progress: above the run's bar on a terminal, with a
+// timestamp otherwise).
+func (r *run) say(format string, args ...any) { r.task().Noticef(format, args...) }
 
-func (r *run) status(format string, args ...any) {
-	if r.cfg.Progress == nil || !r.cfg.TTY {
-		return
+// status sets the run's live status: on its bar only, never a line per change.
+func (r *run) status(format string, args ...any) { r.task().Status(fmt.Sprintf(format, args...)) }
+
+// task is the run's progress task, started on first use (nil without Progress).
+func (r *run) task() *progress.Task {
+	if r.prog == nil && r.cfg.Progress != nil {
+		r.prog = progress.Start(r.cfg.Progress, "run "+string(r.cfg.Arch))
 	}
-	fmt.Fprintf(r.cfg.Progress, "\r\033[K"+format, args...)
+	return r.prog
 }
 
 func (r *run) do(ctx context.Context) (res *Result, err error) {
 	cfg := r.cfg
+	defer r.task().Done()
 	res = r.res
 	r.sweepStale()
 	if cfg.RunID == "" {
@@ -744,6 +742,12 @@ func (r *run) showStatus() {
 		line += "/" + time.Duration(secs*float64(time.Second)).String()
 	}
 	r.status("%s", line)
+	switch {
+	case maxIter > 0:
+		r.task().Progress(int64(r.iter), int64(maxIter))
+	case secs > 0:
+		r.task().Progress(int64(el.Seconds()), int64(secs))
+	}
 }
 
 func budgetString(it int, d time.Duration) string {
