@@ -2,6 +2,7 @@ package kbuild
 
 import (
 	"context"
+	"github.com/reprolab/reprolab/lab/fault"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,7 @@ func TestEditRefusesSymlinkOut(t *testing.T) {
 	}
 	b := &builder{version: kver.Version{Major: 4, Minor: 11}, patches: ps}
 	_, _, err = b.edit(context.Background(), pristine, tree)
-	if !IsBadInput(err) || !strings.Contains(err.Error(), "symlink") {
+	if !fault.IsInput(err) || !strings.Contains(err.Error(), "symlink") {
 		t.Fatalf("got %v, want bad input naming the symlink", err)
 	}
 	if data, _ := os.ReadFile(victim); string(data) != "x\n" {
