@@ -32,7 +32,7 @@ var (
 	// 4.x:  "Out of memory: Kill process 2131 (dd) score 871 or sacrifice child" then
 	//       "Killed process 2131 (dd) total-vm:..., anon-rss:...kB, ..."
 	// memcg: "Memory cgroup out of memory: Killed process ..."
-	oomKilledRe = regexp.MustCompile(`(?m)^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[TC]\d+\]\s?)?(Memory cgroup out of memory: |Out of memory: )?Killed process (\d+) \((.*?)\)(?: total-vm:\d+kB, anon-rss:(\d+)kB)?.*$`)
+	oomKilledRe = regexp.MustCompile(`(?m)^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[TC]\d+\]\s?)?(Memory cgroup out of memory: |Out of memory: )?Killed process (\d+) \((.*?)\)(?: total-vm:\d+kB, anon-rss:(\d+)kB)?[^\n]*\n`)
 	oomMemcgRe  = regexp.MustCompile(`Memory cgroup out of memory|Task in /.* killed as a result of limit|CONSTRAINT_MEMCG`)
 )
 
@@ -52,7 +52,9 @@ func ParseOOMs(log []byte) []OOM {
 		if k == nil {
 			continue
 		}
-		o := OOM{Invoker: string(log[s[2]:s[3]]), Start: s[0], End: s[0] + k[1]}
+		// The kill line must be whole (newline-terminated): one still arriving may lack
+		// its numbers. End excludes the newline.
+		o := OOM{Invoker: string(log[s[2]:s[3]]), Start: s[0], End: s[0] + k[1] - 1}
 		o.Order, _ = strconv.Atoi(string(log[s[4]:s[5]]))
 		o.Text = log[o.Start:o.End]
 		o.KilledPID, _ = strconv.Atoi(string(body[k[4]:k[5]]))

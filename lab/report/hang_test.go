@@ -14,9 +14,13 @@ func TestParseHang(t *testing.T) {
 		title         string
 		blocked, cpus int    // at least
 		blockedComm   string // a blocked task that must be there
+		tasks         int    // at least this many in the sysrq t dump
 	}{
 		{file: "testdata/linux/x86-hung.txt", title: "INFO: task hung in rl_write", blocked: 1, blockedComm: "sh"},
 		{file: "testdata/linux/arm64-hung.txt", title: "INFO: task hung in rl_hung", blocked: 1, blockedComm: "sh"},
+		// hang.txt of a real hung run (lab/repro's frozen-hang spec on Debian 6.1 x86-64):
+		// the shell blocked on a frozen ext4, sysrq l/w/t through the serial console.
+		{file: "testdata/hang-6.1-x86_64.txt", title: "INFO: task hung in mnt_want_write", blocked: 1, cpus: 2, blockedComm: "sh", tasks: 50},
 		{file: "testdata/linux/v4.11-x86-sysrq-l.txt", cpus: 1},
 		{file: "testdata/linux/arm64-sysrq-l.txt", cpus: 1},
 	} {
@@ -31,6 +35,9 @@ func TestParseHang(t *testing.T) {
 			}
 			if len(h.Blocked) < tc.blocked || len(h.CPUs) < tc.cpus {
 				t.Errorf("%d blocked, %d CPUs; want at least %d, %d", len(h.Blocked), len(h.CPUs), tc.blocked, tc.cpus)
+			}
+			if h.Tasks < tc.tasks {
+				t.Errorf("%d tasks in the task dump, want at least %d", h.Tasks, tc.tasks)
 			}
 			if tc.blockedComm != "" {
 				found := false
