@@ -62,11 +62,15 @@ func TestLayering(t *testing.T) {
 		rel, _ := filepath.Rel(root, path)
 		rel = filepath.ToSlash(rel)
 		dir := filepath.ToSlash(filepath.Dir(rel))
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
 		if err != nil {
 			return err
 		}
 		files++
+		if dir == "cmd/reprolab" { // the cobra commands (the guest agent is no command)
+			thinCommands(t, fset, f, rel)
+		}
 		names := map[string]string{} // local name → module-relative import path
 		if imports[dir] == nil {
 			imports[dir] = map[string]bool{}
@@ -131,4 +135,20 @@ func allowed(list []string, dir, file string) bool {
 		}
 	}
 	return false
+}
+
+// maxCommandLines is the quality bar's "no command function over ~60 lines": the CLI
+// stays a thin layer over lab/.
+const maxCommandLines = 60
+
+func thinCommands(t *testing.T, fset *token.FileSet, f *ast.File, rel string) {
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok {
+			continue
+		}
+		if n := fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1; n > maxCommandLines {
+			t.Errorf("%s: %s is %d lines: move its logic into lab/ (commands stay under %d)", rel, fd.Name.Name, n, maxCommandLines)
+		}
+	}
 }
