@@ -21,6 +21,7 @@ func TestParseHang(t *testing.T) {
 		// hang.txt of a real hung run (lab/repro's frozen-hang spec on Debian 6.1 x86-64):
 		// the shell blocked on a frozen ext4, sysrq l/w/t through the serial console.
 		{file: "testdata/hang-6.1-x86_64.txt", title: "INFO: task hung in mnt_want_write", blocked: 1, cpus: 2, blockedComm: "sh", tasks: 50},
+		{file: "testdata/hang-6.1-arm64.txt", title: "INFO: task hung in mnt_want_write", blocked: 1, cpus: 2, blockedComm: "sh", tasks: 50},
 		{file: "testdata/linux/v4.11-x86-sysrq-l.txt", cpus: 1},
 		{file: "testdata/linux/arm64-sysrq-l.txt", cpus: 1},
 	} {

@@ -45,3 +45,15 @@ func TestGuestOOMIsAnEvent(t *testing.T) {
 	}
 	t.Logf("2 OOM kills in %.1fs of looping; first: %+v", res.LoopSeconds, res.Events[0])
 }
+
+// TestGuestOOMStops: with on_oom: stop the first OOM kill ends the run there, survived
+// with its loop time, the reason and the event recorded.
+func TestGuestOOMStops(t *testing.T) {
+	res := runOn(t, qemu.X86_64, "testdata/oom-stop.yaml", 0)
+	if res.Outcome != Survived || res.Iterations != 1 || len(res.Events) != 1 {
+		t.Fatalf("outcome %s after %d iterations with %d events (%s), want survived after 1 with 1", res.Outcome, res.Iterations, len(res.Events), res.Error)
+	}
+	if !strings.Contains(res.Error, "on_oom: stop") || !strings.Contains(res.Error, "oom-1.txt") || res.LoopSeconds <= 0 {
+		t.Errorf("error %q, loop %.1fs", res.Error, res.LoopSeconds)
+	}
+}
