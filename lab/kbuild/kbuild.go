@@ -97,9 +97,11 @@ type builder struct {
 	params    []string
 	toolchain map[string]string
 	warnings  []string
-	// ccache is the ccache binary a kept tree compiles through ("" for none). It is not
+	// ccache is the ccache binary the tree compiles through ("" for none). It is not
 	// part of any key: ccache returns the objects the compiler would have made.
 	ccache string
+	// ccacheBase is ccache's base_dir: the folder of all work trees (see useCcache).
+	ccacheBase string
 }
 
 func (b *builder) phase(name string, start time.Time) {
@@ -141,15 +143,6 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	if err := b.readToolchain(ctx); err != nil {
 		return nil, err
 	}
-	// A kept tree moves back and forth between nearby commits (bisection steps, a
-	// validation's baseline and candidate): ccache turns a header that changed and changed
-	// back into cache hits. Only kept trees use it: switching CC on an existing tree would
-	// change every object's command line and rebuild it all once.
-	if s.Tree != "" && os.Getenv("REPROLAB_NO_CCACHE") == "" {
-		if _, err := exec.LookPath("ccache"); err == nil {
-			b.ccache = "ccache"
-		}
-	}
 	b.prog.phase("source", "")
 	src, err := source.Resolve(ctx, s.Source, s.CacheDir)
 	if err != nil {
@@ -182,6 +175,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	}
 
 	tree := filepath.Join(kb, "tree", treeKey[:20])
+	b.useCcache(tree, filepath.Join(kb, "tree"))
 	var res *Result
 	err = withLockNote(ctx, tree+".lock", func() { b.prog.phase("waiting", "another build holds this work tree") }, func() error {
 		// Another process may have built the same thing while we waited.
@@ -443,4 +437,34 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// useCcache decides whether this build compiles through ccache (installed, and not
+// turned off with REPROLAB_NO_CCACHE=1). A kept tree moves back and forth between nearby
+// commits (bisection steps) and ccache turns a header that changed and changed back into
+// hits; every other tree uses it too from its first build, because with base_dir set to
+// the folder of all trees (and the directory left out of the hash) one tree's objects are
+// hits in another: a bisection's kept tree after the CI kernel, a second config, costs
+// minutes instead of a full compile. The price: a hit's debug info names the source path
+// of the tree that compiled it first (same file, same content). A tree built before
+// without ccache keeps building without it: switching CC would change every object's
+// command line and rebuild it all once.
+func (b *builder) useCcache(tree, base string) {
+	if os.Getenv("REPROLAB_NO_CCACHE") != "" {
+		return
+	}
+	if _, err := exec.LookPath("ccache"); err != nil {
+		return
+	}
+	marker := filepath.Join(tree, "ccache")
+	if b.spec.Tree == "" {
+		_, built := os.Stat(filepath.Join(tree, "obj"))
+		if _, err := os.Stat(marker); err != nil && built == nil {
+			return // built without ccache: keep it so
+		}
+	}
+	if err := os.MkdirAll(tree, 0o755); err == nil {
+		_ = os.WriteFile(marker, []byte("this tree compiles through ccache\n"), 0o644)
+	}
+	b.ccache, b.ccacheBase = "ccache", base
 }

@@ -352,7 +352,13 @@ func (b *builder) quietMake(ctx context.Context, src, obj string, targets ...str
 
 func (b *builder) makeEnv() []string {
 	// Fixed user and host keep `uname -v` and the cache free of who built it.
-	return append(os.Environ(), "KBUILD_BUILD_USER=reprolab", "KBUILD_BUILD_HOST=reprolab", "LC_ALL=C")
+	env := append(os.Environ(), "KBUILD_BUILD_USER=reprolab", "KBUILD_BUILD_HOST=reprolab", "LC_ALL=C")
+	if b.ccache != "" {
+		// Paths under the trees' folder are hashed relative to the build directory, so
+		// identical sources in two trees hit (useCcache).
+		env = append(env, "CCACHE_BASEDIR="+b.ccacheBase, "CCACHE_NOHASHDIR=true")
+	}
+	return env
 }
 
 func tail(b []byte, n int) string {
