@@ -60,3 +60,31 @@ func (inst *Instance) Cont(ctx context.Context) error {
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// ResumeIncoming waits until a QEMU started with Config.Incoming has loaded the state and
+// runs the guest: the stream carries the saved guest's run state, and SaveState stopped it
+// first, so the restored guest would otherwise stay paused.
+func (inst *Instance) ResumeIncoming(ctx context.Context) error {
+	for {
+		st, err := inst.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("qemu: restoring state: %w", err)
+		}
+		switch st {
+		case "running":
+			return nil
+		case "paused", "postmigrate", "prelaunch":
+			return inst.Cont(ctx)
+		case "inmigrate":
+		default:
+			return fmt.Errorf("qemu: restoring state: the guest is %q", st)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-inst.done:
+			return inst.ExitError()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -255,6 +255,12 @@ func (r *run) restore(ctx context.Context, dir string, meta *snapshotMeta) (Outc
 	res.QEMUArgs = r.vm.Args
 	res.Timings.QEMUStartSeconds = secs(r.vm.Started.Sub(qemuAt))
 	r.hostKey = hostKey
+	rctx, cancel := context.WithTimeout(ctx, r.bootTimeout())
+	err = r.vm.ResumeIncoming(rctx)
+	cancel()
+	if err != nil {
+		return InfraError, fmt.Errorf("restoring snapshot %s: %w", dir, err)
+	}
 	if o, err := r.boot(ctx, hostKey, signer); o != "" {
 		return o, err
 	}
