@@ -140,6 +140,9 @@ func (p *reportPrinter) file(path string) error {
 	if err == nil && n == 0 && !p.f.json {
 		fmt.Fprintf(p.out, "%s: no crash report\n", path)
 	}
+	if err == nil {
+		p.hang(path)
+	}
 	return err
 }
 

@@ -27,3 +27,21 @@ func TestReportRunDir(t *testing.T) {
 		t.Errorf("reprolab report EMPTY-DIR: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestReportHungRunDir: a hung run's directory shows its hang report from hang.txt.
+func TestReportHungRunDir(t *testing.T) {
+	hang, err := os.ReadFile("../../lab/report/testdata/hang-6.1-x86_64.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := t.TempDir()
+	for name, data := range map[string][]byte{"console.log": hang, "hang.txt": hang} {
+		if err := os.WriteFile(filepath.Join(run, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := runIn("report", run)
+	if code != 0 || !strings.Contains(out, "hang: INFO: task hung in mnt_want_write") || !strings.Contains(out, "blocked  sh") {
+		t.Errorf("reprolab report HUNG-RUN-DIR: exit %d, stdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+}
