@@ -62,3 +62,18 @@ func TestInlineMarker(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixSpans: the printk prefixes are found where they are.
+func TestPrefixSpans(t *testing.T) {
+	for _, c := range []struct{ raw, ts, caller, text string }{
+		{"[   12.345678][  T95] BUG: x", "12.345678", "T95", "BUG: x"},
+		{"<4>[    0.000000] Linux", "0.000000", "", "Linux"},
+		{"[    C1] rcu: y", "", "C1", "rcu: y"},
+		{"plain", "", "", "plain"},
+	} {
+		l := splitLines([]byte(c.raw))[0]
+		if l.ts != c.ts || l.caller != c.caller || l.text != c.text {
+			t.Errorf("%q: ts %q caller %q text %q", c.raw, l.ts, l.caller, l.text)
+		}
+	}
+}

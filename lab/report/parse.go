@@ -712,11 +712,11 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	}
 	if sm := lockupTaskRe.FindStringSubmatch(startText); sm != nil {
 		r.CPU, _ = strconv.Atoi(sm[1])
-		r.Comm = sm[2]
+		r.Comm = strings.Clone(sm[2])
 		r.PID, _ = strconv.Atoi(sm[3])
 	}
 	if sm := hungTaskRe.FindStringSubmatch(startText); sm != nil {
-		r.Comm = sm[1]
+		r.Comm = strings.Clone(sm[1])
 		r.PID, _ = strconv.Atoi(sm[2])
 	}
 	r.Frames, r.Others = frames(ls, r, ru)
@@ -935,8 +935,8 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			if sm := cpuLineRe.FindStringSubmatch(trimmed); sm != nil {
 				r.CPU, _ = strconv.Atoi(sm[1])
 				r.PID, _ = strconv.Atoi(sm[2])
-				r.Comm = sm[3]
-				r.Kernel = sm[4]
+				r.Comm = strings.Clone(sm[3])
+				r.Kernel = strings.Clone(sm[4])
 			}
 		}
 		if strings.HasPrefix(trimmed, "NMI backtrace for cpu") && (len(fs) > 0 || traceDone) {
@@ -960,7 +960,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			if inTrace && !strings.HasPrefix(trimmed, "RIP: 0033") && len(fs) > 0 && interruptEntryRe.MatchString(cleanFunc(fs[len(fs)-1].Func)) {
 				// 6.x prints the interrupted context's registers inside the trace,
 				// after its interrupt entry (RCU stalls): that RIP is a real frame.
-				f := Frame{Func: sm[3], Module: sm[6]}
+				f := Frame{Func: strings.Clone(sm[3]), Module: strings.Clone(sm[6])}
 				f.Off, _ = strconv.ParseUint(sm[4], 16, 64)
 				f.Size, _ = strconv.ParseUint(sm[5], 16, 64)
 				fs = append(fs, f)
@@ -969,7 +969,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			// Only the first RIP/pc of the crashing context is the fault site; later
 			// ones (4.x interrupted-context dumps, "RIP: 0033" user space) are not.
 			if len(fs) == 0 && !traceDone && !strings.HasPrefix(trimmed, "RIP: 0033") {
-				f := Frame{Func: sm[3], Module: sm[6]}
+				f := Frame{Func: strings.Clone(sm[3]), Module: strings.Clone(sm[6])}
 				f.Off, _ = strconv.ParseUint(sm[4], 16, 64)
 				f.Size, _ = strconv.ParseUint(sm[5], 16, 64)
 				pc := sm[1] + sm[2]
@@ -982,7 +982,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			continue
 		}
 		if sm := lrLine(trimmed); sm != nil && lr == nil && !traceDone {
-			lr = &Frame{Func: sm[1], Module: sm[4]}
+			lr = &Frame{Func: strings.Clone(sm[1]), Module: strings.Clone(sm[4])}
 			lr.Off, _ = strconv.ParseUint(sm[2], 16, 64)
 			lr.Size, _ = strconv.ParseUint(sm[3], 16, 64)
 			continue
@@ -1003,7 +1003,7 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 			continue
 		}
 		if sm := frameLine(inlineMarker(t)); sm != nil {
-			f := Frame{Func: sm[4], Module: sm[7], Unreliable: sm[1] != "" || sm[3] != ""}
+			f := Frame{Func: strings.Clone(sm[4]), Module: strings.Clone(sm[7]), Unreliable: sm[1] != "" || sm[3] != ""}
 			f.Off, _ = strconv.ParseUint(sm[5], 16, 64)
 			f.Size, _ = strconv.ParseUint(sm[6], 16, 64)
 			if sm[2] != "" {
