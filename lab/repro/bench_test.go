@@ -14,16 +14,16 @@ import (
 //	go test -run '^$' -bench Boot -benchtime 1x ./lab/repro
 func BenchmarkBoot(b *testing.B) {
 	type target struct {
-		name   string
-		arch   qemu.Arch
-		kernel func(b *testing.B) (image, modules string)
-		pvh    bool // boot the uncompressed vmlinux through the PVH entry (pvh.go)
+		name    string
+		arch    qemu.Arch
+		kernel  func(b *testing.B) (image, modules string)
+		bzImage bool // boot the bzImage even where the PVH entry exists (pvh.go)
 	}
 	targets := []target{}
 	for _, arch := range arches {
 		targets = append(targets, target{"debian-" + string(arch), arch, func(b *testing.B) (string, string) { return debianKernel(b, arch) }, false})
 	}
-	targets = append(targets, target{"debian-x86_64-pvh", qemu.X86_64, func(b *testing.B) (string, string) { return debianKernel(b, qemu.X86_64) }, true})
+	targets = append(targets, target{"debian-x86_64-bzimage", qemu.X86_64, func(b *testing.B) (string, string) { return debianKernel(b, qemu.X86_64) }, true})
 	// The kernel `make bench` builds: everything built in, no modules to load.
 	targets = append(targets, target{"kbuild-6.1-x86_64", qemu.X86_64, func(b *testing.B) (string, string) {
 		k := ciKernel(b)
@@ -33,8 +33,8 @@ func BenchmarkBoot(b *testing.B) {
 		arch := tg.arch
 		b.Run(tg.name, func(b *testing.B) {
 			kernel, modules := tg.kernel(b)
-			if tg.pvh {
-				b.Setenv("REPROLAB_PVH", "1")
+			if tg.bzImage {
+				b.Setenv("REPROLAB_NO_PVH", "1")
 			}
 			spec := loadSpec(b, "testdata/trivial.yaml")
 			var boot, init, perIter float64

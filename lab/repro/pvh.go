@@ -37,8 +37,8 @@ var payloadMagic = []struct {
 // when the kernel cannot boot that way (no CONFIG_PVH, an unknown payload format, not
 // x86-64, no cache): then the bzImage boots as before.
 func (r *run) pvhKernel(ctx context.Context) string {
-	// Opt-in (REPROLAB_PVH=1) until boots through it have been measured on this lab's hosts.
-	if r.cfg.Arch != qemu.X86_64 || r.cfg.CacheDir == "" || r.res.KernelSHA == "" || os.Getenv("REPROLAB_PVH") == "" {
+	// REPROLAB_NO_PVH=1 boots the bzImage as before.
+	if r.cfg.Arch != qemu.X86_64 || r.cfg.CacheDir == "" || r.res.KernelSHA == "" || os.Getenv("REPROLAB_NO_PVH") != "" {
 		return ""
 	}
 	path := filepath.Join(r.cfg.CacheDir, "pvh", r.res.KernelSHA[:24]+".vmlinux")
