@@ -42,12 +42,13 @@ func loadCIHistory(t *testing.T) *ciHistory {
 	return &h
 }
 
-// ciBisect is the command line of a CI bisection: a short loop budget, 3 crashes to
-// measure λ at the crashing end (the injected crash comes every few seconds), c = 0.9 so
-// a clean step needs about a minute of looping.
+// ciBisect is the command line of a CI bisection: a short loop budget, 6 crashes to
+// measure λ at the crashing end (λ_low ≈ 0.37 λ̂, where 3 crashes give 0.21 λ̂ and clean
+// steps nearly twice as long: TCG timing makes the injected crash come every 5–45 s), and
+// c = 0.9, so a clean step needs one to three minutes of looping.
 func ciBisect(h *ciHistory, results string, extra ...string) []string {
 	return append([]string{"bisect", "--repro", h.Reproducer, "--git", h.Repo, "--kernel-spec", h.KernelSpec, "--results", results,
-		"--end-crashes", "3", "--confidence", "0.9", "--duration", "90s", "--name", "ci"}, extra...)
+		"--end-crashes", "6", "--confidence", "0.9", "--duration", "90s", "--name", "ci"}, extra...)
 }
 
 type bisectJSON struct {

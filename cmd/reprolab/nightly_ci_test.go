@@ -45,7 +45,7 @@ cells:
     kernel_spec: ` + h.KernelSpec + `
     duration: 60s
     runs: 1
-bisect: {confidence: 0.9, end_crashes: 3, duration: 90s}
+bisect: {confidence: 0.9, end_crashes: 6, duration: 90s}
 `
 	if err := os.WriteFile(cfg, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
