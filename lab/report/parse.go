@@ -121,7 +121,18 @@ func spuriousReboot(lines []line, i, k int, seen bool) bool {
 	if rules[k].typ != Reboot {
 		return false
 	}
-	return seen || firstTimed(lines[:i]) >= i
+	return !seen && !runningBefore(lines[:i])
+}
+
+// runningBefore: a line of ls has a printk timestamp past boot (not 0.000000): the
+// kernel was up, so a new boot banner means it rebooted.
+func runningBefore(ls []line) bool {
+	for _, l := range ls {
+		if l.ts != "" && strings.Trim(l.ts, "0.") != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // kernelStart is matchStart for lines the kernel printed. When a console shows printk
@@ -394,7 +405,7 @@ func parseState(log []byte, st *state) []*Report {
 	timedFrom := firstTimed(lines)
 	for i := 0; i < len(lines); {
 		k, m := kernelStartAt(lines, i, timedFrom < len(lines))
-		if k >= 0 && rules[k].typ == Reboot && (st.reported || len(reports) > 0 || !st.kernelSeen && timedFrom >= i) {
+		if k >= 0 && rules[k].typ == Reboot && (st.reported || len(reports) > 0 || spuriousReboot(lines, i, k, st.kernelSeen)) {
 			k = -1
 		}
 		if k < 0 {
@@ -660,7 +671,7 @@ func complete(log []byte) bool {
 	lines := splitLines(log)
 	timedFrom := firstTimed(lines)
 	for i := range lines {
-		if k, _ := kernelStartAt(lines, i, timedFrom < len(lines)); k >= 0 {
+		if k, _ := kernelStartAt(lines, i, timedFrom < len(lines)); k >= 0 && !spuriousReboot(lines, i, k, false) {
 			_, _, c := extent(lines, i, k)
 			return c
 		}

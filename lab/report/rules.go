@@ -369,8 +369,10 @@ var rules = []rule{
 	// Any other BUG: is a bug; syzbot names it by its line as printed.
 	{start: re(`^BUG: (.+)`), typ: Bug, title: "BUG: $1", noFrames: true},
 
-	// A reboot nobody asked for: the decompressor's banner after kernel output.
+	// A reboot nobody asked for: the decompressor's banner, or the kernel's own, after
+	// kernel output (distribution kernels' decompressors print nothing).
 	{start: re(`^Booting the kernel\.?$`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true},
+	{start: re(`^Linux version \d+\.\d+`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true},
 }
 
 // quick holds substrings at least one of which every start line contains, so most lines
@@ -378,7 +380,7 @@ var rules = []rule{
 var quick = []string{"BUG", "Unable to handle", "general protection", "corruption", "WARNING: ",
 	"LOCKUP", "INFO: ", "error: ", "opcode: ", "Internal error", "Kernel panic", "UBSAN: ",
 	"unreferenced object", "usercopy: ", "unregister_netdevice", "stack segment", "PANIC: ",
-	"Unhandled fault", "Alignment trap", "Booting the kernel", "unsafe lock order"}
+	"Unhandled fault", "Alignment trap", "Booting the kernel", "unsafe lock order", "Linux version"}
 
 // ignoreRe matches kernel lines that look like a start but report nothing.
 var ignoreRe = re(`^(?:WARNING: (?:/etc/ssh/moduli|workqueue cpumask|[Tt]he mand mount option|Unprivileged eBPF|See https|kernel not compiled with CPU_SRSO|fbcon: Driver)|INFO: (?:lockdep is turned off|Stall ended before state dump start|NMI handler|recovery required on readonly filesystem|sys_.* is not present|no syscalls can create resource)|BUG: no syscalls can create resource)`)

@@ -169,15 +169,15 @@ func linesAfter(b []byte, off int) int {
 	return n
 }
 
-// hasTimestamp reports whether one of the first lines of b has a printk timestamp
-// (kernel output starts a console, so the first lines settle it).
+// hasTimestamp reports whether one of the first lines of b has a printk timestamp past
+// boot (kernel output starts a console, so the first lines settle it).
 func hasTimestamp(b []byte) bool {
 	for i := 0; i < 64 && len(b) > 0; i++ {
 		end := bytes.IndexByte(b, '\n')
 		if end < 0 {
 			end = len(b)
 		}
-		if ts, _ := stripPrefix(b[:end]); ts != "" {
+		if ts, _ := stripPrefix(b[:end]); ts != "" && strings.Trim(ts, "0.") != "" {
 			return true
 		}
 		b = b[min(end+1, len(b)):]

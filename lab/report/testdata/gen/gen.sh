@@ -68,6 +68,7 @@ build_initramfs
 append="nokaslr rl.case=$cases rl.secs=$secs panic=-1 ${cpu:+rl.cpu=$cpu} ${APPEND:-}"
 noreboot=-no-reboot limit=180
 [ -z "${REBOOT:-}" ] || noreboot= limit=40
+limit=${LIMIT:-$limit} # LIMIT= seconds for cases that never end (a netdev waiting forever)
 if [ "$arch" = amd64 ]; then
 	qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 512
 		-append "console=ttyS0 $append")

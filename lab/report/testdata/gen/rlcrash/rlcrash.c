@@ -532,12 +532,15 @@ static noinline void rl_stack_end(void)
 	schedule_timeout_uninterruptible(1);
 }
 
+static const struct net_device_ops rl_netdev_ops;
+
 static noinline void rl_netdev_leak(void)
 {
 	struct net_device *dev = alloc_etherdev(0);
 
 	if (!dev)
 		return;
+	dev->netdev_ops = &rl_netdev_ops; /* register_netdevice() calls through it */
 	strscpy(dev->name, "rl%d", IFNAMSIZ);
 	if (register_netdev(dev)) {
 		free_netdev(dev);
