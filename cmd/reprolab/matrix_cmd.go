@@ -337,24 +337,12 @@ func runMatrixReport(cmd *cobra.Command, f *matrixReportFlags, loc string) error
 // validateReports checks the machine-readable reports in dir against their schemas.
 func validateReports(dir string, w io.Writer) int {
 	code := exitOK
-	if p := filepath.Join(dir, "junit.xml"); fileExists(p) {
-		if err := render.CheckJUnit(p); err != nil {
-			fmt.Fprintf(w, "junit.xml: %v\n", err)
+	for _, c := range render.CheckReports(dir) {
+		if c.Err != nil {
+			fmt.Fprintf(w, "%s: %v\n", c.File, c.Err)
 			code = exitInfra
 		} else {
-			fmt.Fprintf(w, "junit.xml: valid\n")
-		}
-	}
-	if p := filepath.Join(dir, "kcidb.json"); fileExists(p) {
-		data, err := os.ReadFile(p)
-		if err == nil {
-			err = render.CheckKCIDB(data)
-		}
-		if err != nil {
-			fmt.Fprintf(w, "kcidb.json: %v\n", err)
-			code = exitInfra
-		} else {
-			fmt.Fprintf(w, "kcidb.json: valid KCIDB v5\n")
+			fmt.Fprintf(w, "%s: valid %s\n", c.File, c.Schema)
 		}
 	}
 	return code

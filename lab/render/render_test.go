@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -332,5 +333,28 @@ func TestWriteSample(t *testing.T) {
 	defer f.Close()
 	if err := HTML(f, seedReport(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCheckReports(t *testing.T) {
+	dir := t.TempDir()
+	r := seedReport(t)
+	for name, f := range map[string]func(io.Writer, *Report) error{"junit.xml": JUnit, "kcidb.json": KCIDB} {
+		var b bytes.Buffer
+		if err := f(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644)
+	}
+	cs := CheckReports(dir)
+	if len(cs) != 2 || cs[0].Err != nil || cs[1].Err != nil {
+		t.Fatalf("%+v", cs)
+	}
+	os.WriteFile(filepath.Join(dir, "kcidb.json"), []byte(`{"version": {"major": 4}}`), 0o644)
+	if cs := CheckReports(dir); len(cs) != 2 || cs[1].Err == nil {
+		t.Fatalf("a KCIDB v4 document passed: %+v", cs)
+	}
+	if cs := CheckReports(t.TempDir()); len(cs) != 0 {
+		t.Fatalf("an empty folder has nothing to check: %+v", cs)
 	}
 }

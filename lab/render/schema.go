@@ -72,3 +72,31 @@ func CheckJUnit(path string) error {
 	}
 	return nil
 }
+
+// Check is one report file checked against its schema.
+type Check struct {
+	File, Schema string
+	Err          error
+}
+
+// CheckReports checks the machine-readable reports present in dir (junit.xml against
+// the JUnit XSD, kcidb.json against KCIDB v5); absent files are not checked.
+func CheckReports(dir string) []Check {
+	var out []Check
+	if p := filepath.Join(dir, "junit.xml"); exists(p) {
+		out = append(out, Check{File: "junit.xml", Schema: "JUnit", Err: CheckJUnit(p)})
+	}
+	if p := filepath.Join(dir, "kcidb.json"); exists(p) {
+		data, err := os.ReadFile(p)
+		if err == nil {
+			err = CheckKCIDB(data)
+		}
+		out = append(out, Check{File: "kcidb.json", Schema: "KCIDB v5", Err: err})
+	}
+	return out
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
