@@ -91,7 +91,11 @@ func continues(open, next *rule, sinceStart int) bool {
 // isPanic: the rule is for a "Kernel panic - not syncing" line.
 func isPanic(r *rule) bool { return strings.HasPrefix(r.start.String(), "^Kernel panic") }
 
-func findStart(log []byte, from int) (int, bool) {
+func findStart(log []byte, from int) (int, bool) { return findStartSeen(log, from, false) }
+
+// findStartSeen is findStart for a window of a stream: seen says kernel output came
+// before the window (so a boot banner in it is a reboot).
+func findStartSeen(log []byte, from int, seen bool) (int, bool) {
 	// Most console chunks hold no start marker at all: a few vectorised substring
 	// searches settle that without cutting the chunk into lines.
 	hit := false
@@ -107,7 +111,7 @@ func findStart(log []byte, from int) (int, bool) {
 	lines := splitLines(log[from:])
 	timed := firstTimed(lines) < len(lines)
 	for i := range lines {
-		if k, _ := kernelStartAt(lines, i, timed); k >= 0 && !spuriousReboot(lines, i, k, false) {
+		if k, _ := kernelStartAt(lines, i, timed); k >= 0 && !spuriousReboot(lines, i, k, seen) {
 			return from + lines[i].start, true
 		}
 	}
@@ -734,6 +738,9 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	if r.Arch == "" {
 		r.Arch = archOf(r.Frames)
 	}
+	if r.Arch == "" {
+		r.Arch = hardwareArch(ls)
+	}
 	if len(r.Frames) == 0 && !ru.noFrames {
 		r.Corrupted, r.CorruptedReason = true, "no stack trace"
 	}
@@ -835,6 +842,23 @@ var offsetRe = regexp.MustCompile(`\+0x[0-9a-f]+/0x[0-9a-f]+`)
 
 // timestampInTitleRe: another line's printk prefix merged into the start line.
 var timestampInTitleRe = regexp.MustCompile(`\[ *[0-9]+\.[0-9]+\]`)
+
+// hardwareArch: QEMU's machine names in "Hardware name:" lines.
+func hardwareArch(ls []line) string {
+	for _, l := range ls {
+		t := strings.TrimSpace(l.text)
+		if !strings.HasPrefix(t, "Hardware name: ") {
+			continue
+		}
+		switch {
+		case strings.Contains(t, "QEMU Standard PC"):
+			return "x86_64"
+		case strings.Contains(t, "linux,dummy-virt"), strings.Contains(t, "QEMU KVM Virtual Machine"):
+			return "arm64"
+		}
+	}
+	return ""
+}
 
 // archOf guesses the arch from arch-specific entry frames when no register dump said
 // it (panics, hung tasks and bad pages print only a stack).

@@ -159,6 +159,9 @@ func TestIncremental(t *testing.T) {
 				break
 			}
 		}
+		if len(rs) > 0 && rs[0].Type == Reboot {
+			continue // a boot banner is a reboot only given the log before it, not per chunk
+		}
 		if len(rs) == 0 {
 			if hit >= 0 {
 				t.Errorf("%s: ContainsCrash fires at byte %d in a log without reports", path, hit)

@@ -79,10 +79,13 @@ func (p *streamParser) process(buf []byte, eof bool) ([]byte, error) {
 		}
 	}
 	keep := 0 // bytes of work already dealt with
-	if start, ok := findStart(work, 0); !ok {
+	if start, ok := findStartSeen(work, 0, p.st.kernelSeen); !ok {
 		keep = tailStart(work, contextLines)
 	} else {
 		from := lineStartBefore(work, start, contextLines)
+		if !p.st.kernelSeen && hasTimestamp(work[:from], -1) {
+			p.st.kernelSeen = true // the kernel ran before what is parsed now
+		}
 		reports := parseState(work[from:], &p.st)
 		keep = tailStart(work, contextLines)
 		for i, r := range reports {
@@ -115,7 +118,7 @@ func (p *streamParser) process(buf []byte, eof bool) ([]byte, error) {
 			}
 		}
 	}
-	if !p.st.kernelSeen && keep > 0 && hasTimestamp(work[:keep]) {
+	if !p.st.kernelSeen && keep > 0 && hasTimestamp(work[:keep], 64) {
 		p.st.kernelSeen = true
 	}
 	p.base += keep
@@ -169,10 +172,10 @@ func linesAfter(b []byte, off int) int {
 	return n
 }
 
-// hasTimestamp reports whether one of the first lines of b has a printk timestamp past
-// boot (kernel output starts a console, so the first lines settle it).
-func hasTimestamp(b []byte) bool {
-	for i := 0; i < 64 && len(b) > 0; i++ {
+// hasTimestamp reports whether one of the first n lines of b (all when n < 0) has a
+// printk timestamp past boot.
+func hasTimestamp(b []byte, n int) bool {
+	for i := 0; (n < 0 || i < n) && len(b) > 0; i++ {
 		end := bytes.IndexByte(b, '\n')
 		if end < 0 {
 			end = len(b)
