@@ -313,13 +313,13 @@ func (r *Report) Reply() string {
 	fmt.Fprintf(&b, "Tested on %s for %s, config %s + %s, probes %s, kernel command line %s,\nwith the reproducer %s looped under QEMU.",
 		what, strings.Join(arches, " and "), k.Base, orNone(k.Fragments), orNone(k.Probes), orNone(k.Cmdline), r.Repro)
 	for _, a := range r.Arches {
-		fmt.Fprintf(&b, "\n%s: without the patch it crashed %d times in %.2f h of looping (%s); with it, ",
-			a.Arch, a.Baseline.Crashes, a.Baseline.LoopHours, rateText(a.Baseline))
+		fmt.Fprintf(&b, "\n%s: without the patch it crashed %s in %s h of looping (%s); with it, ",
+			a.Arch, times(a.Baseline.Crashes), verdict.Hours(a.Baseline.LoopHours), rateText(a.Baseline))
 		switch a.Verdict {
 		case Fixed:
-			fmt.Fprintf(&b, "it looped %.2f h without a crash: fixed with %s confidence.", a.Candidate.LoopHours, verdict.Percent(a.Confidence))
+			fmt.Fprintf(&b, "it looped %s h without a crash: fixed with %s confidence.", verdict.Hours(a.Candidate.LoopHours), verdict.Percent(a.Confidence))
 		case NotFixed:
-			fmt.Fprintf(&b, "it still crashed the same way after %.2f h (%d crashes, %s): not fixed.", a.Candidate.LoopHours, a.Candidate.Crashes, rateText(a.Candidate))
+			fmt.Fprintf(&b, "it still crashed the same way after %s h (%s, at %s): not fixed.", verdict.Hours(a.Candidate.LoopHours), times(a.Candidate.Crashes), rateText(a.Candidate))
 		case Changed:
 			fmt.Fprintf(&b, "after %.2f h it crashed differently: %s.", a.Candidate.LoopHours, culprit(a))
 		case Triggers:
@@ -332,6 +332,13 @@ func (r *Report) Reply() string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 func culprit(a *ArchReport) string {
