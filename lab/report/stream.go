@@ -89,7 +89,7 @@ func (p *streamParser) process(buf []byte, eof bool) ([]byte, error) {
 		reports := parseState(work[from:], &p.st)
 		keep = tailStart(work, contextLines)
 		for i, r := range reports {
-			final := eof || linesAfter(work, from+r.End) >= settleLines
+			final := eof || linesAfter(work, from+r.End, timedText(r.Text)) >= settleLines
 			if !final && len(work)-from-r.Start >= maxWindow {
 				final = true
 				if !r.Corrupted {
@@ -158,18 +158,33 @@ func lineStartBefore(b []byte, off, n int) int {
 	return pos
 }
 
-// linesAfter counts the newlines in b after off, up to settleLines.
-func linesAfter(b []byte, off int) int {
+// linesAfter counts the lines after off that could still end or extend a report, up to
+// settleLines: blank lines never do, nor lines without a timestamp after a timed report
+// (user space; the extent skips both).
+func linesAfter(b []byte, off int, timed bool) int {
 	n := 0
 	for off < len(b) && n < settleLines {
 		i := bytes.IndexByte(b[off:], '\n')
 		if i < 0 {
 			break
 		}
-		n++
+		l := b[off : off+i]
+		sp := prefixSpans(l)
+		if len(bytes.TrimSpace(l[sp.rest:])) > 0 && (!timed || sp.tsEnd > 0) {
+			n++
+		}
 		off += i + 1
 	}
 	return n
+}
+
+// timedText: the first line of a report's text has a printk timestamp.
+func timedText(text []byte) bool {
+	end := bytes.IndexByte(text, '\n')
+	if end < 0 {
+		end = len(text)
+	}
+	return prefixSpans(text[:end]).tsEnd > 0
 }
 
 // hasTimestamp reports whether one of the first n lines of b (all when n < 0) has a
