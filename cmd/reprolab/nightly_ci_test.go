@@ -9,36 +9,26 @@ import (
 	"testing"
 )
 
-// TestNightlyCI: two nights on a branch of the synthetic CI history. The first records a
-// clean head; then the branch moves to the commit that injects the crash, and the second
-// night finds the cell newly crashing, bisects between the two heads and names it, exit 1.
-// The branch lives in a scratch repository borrowing the history's objects (alternates),
-// so the shared history is never written.
+// TestNightlyCI: two nights on the synthetic CI history. The first records a clean head;
+// then the tracked revision moves to the commit that injects the crash, and the second night
+// finds the cell newly crashing, bisects between the two heads and names it, exit 1. The
+// "branch" is a revision rewritten between the nights, so the shared history is never
+// written, and the kept tree is the bisection tests' own (same repository and config).
 func TestNightlyCI(t *testing.T) {
 	h := loadCIHistory(t)
 	dir := t.TempDir()
-	repo := filepath.Join(dir, "tracked.git")
-	git := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	if out, err := exec.Command("git", "init", "-q", "--bare", repo).CombinedOutput(); err != nil {
-		t.Fatalf("git init: %v\n%s", err, out)
-	}
-	if err := os.WriteFile(filepath.Join(repo, "objects", "info", "alternates"), []byte(filepath.Join(h.Repo, "objects")+"\n"), 0o644); err != nil {
+	rev, err := exec.Command("git", "-C", h.Repo, "rev-parse", h.Bad+"^").Output()
+	if err != nil {
 		t.Fatal(err)
 	}
-	parent := git("rev-parse", h.Bad+"^")
-	git("update-ref", "refs/heads/main", parent)
+	parent := strings.TrimSpace(string(rev))
 	cfg := filepath.Join(dir, "nightly.yaml")
 	results := filepath.Join(dir, "results")
-	spec := `name: ci
+	write := func(head string) {
+		t.Helper()
+		spec := `name: ci
 trees:
-  - {name: ci, git: ` + repo + `, branch: main}
+  - {name: ci, git: ` + h.Repo + `, branch: ` + head + `}
 cells:
   - name: race
     repro: ` + h.Reproducer + `
@@ -47,14 +37,16 @@ cells:
     runs: 1
 bisect: {confidence: 0.9, end_crashes: 6, duration: 90s}
 `
-	if err := os.WriteFile(cfg, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(cfg, []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	write(parent)
 	code, _, errOut := runCLI(t, "nightly", cfg, "--results", results)
 	if code != 0 {
 		t.Fatalf("first night: exit %d\n%s", code, tail(errOut, 30))
 	}
-	git("update-ref", "refs/heads/main", h.Bad)
+	write(h.Bad)
 	code, out, errOut := runCLI(t, "nightly", cfg, "--results", results)
 	if code != 1 {
 		t.Fatalf("second night: exit %d, want 1 (a new crash)\n%s", code, tail(errOut, 30))

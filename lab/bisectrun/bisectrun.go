@@ -154,7 +154,7 @@ func (x *Bisection) Run(ctx context.Context, e *campaign.Engine) (*Report, error
 	b, rep := x.b, x.rep
 	b.o.Engine = e
 	if b.o.TreeDir == "" {
-		b.o.TreeDir = TreeDir(e.CacheDir, b.o.Kernel)
+		b.o.TreeDir = TreeDir(e.CacheDir, b.o.Repo.Dir(), b.o.Kernel)
 	}
 	o := b.o
 	if err := e.Open(ctx, campaign.Campaign{ID: b.id, Kind: campaign.Bisect, Name: rep.Name, SpecPath: o.Repro.Path}); err != nil {
@@ -261,7 +261,7 @@ func (b *bisection) resolve(ctx context.Context) (*Report, error) {
 		return nil, fault.Inputf("--name %q: one word without '/' (it names the folder results/bisect-<name>)", name)
 	}
 	b.id = campaign.ID(campaign.Bisect, name)
-	b.tree = treeName(o.Kernel)
+	b.tree = treeName(g.Dir(), o.Kernel)
 	terms := vcs.Terms{}
 	if o.Fix {
 		terms = vcs.Terms{Old: "broken", New: "fixed"}
@@ -273,8 +273,8 @@ func (b *bisection) resolve(ctx context.Context) (*Report, error) {
 // TreeDir is the kept work tree of an arch and config under a cache folder: a nightly's
 // build of a new head and the bisection after it share it, so the bisection's first
 // steps are incremental too.
-func TreeDir(cacheDir string, k campaign.Kernel) string {
-	return filepath.Join(cacheDir, "bisect", "trees", treeName(k))
+func TreeDir(cacheDir, repo string, k campaign.Kernel) string {
+	return filepath.Join(cacheDir, "bisect", "trees", treeName(repo, k))
 }
 
 // KernelAt is the kernel template k at commit hash, built from the kept tree treeDir
@@ -283,15 +283,15 @@ func KernelAt(k campaign.Kernel, treeDir, hash string) campaign.Kernel {
 	k.Source = &source.Source{Dir: treeDir}
 	k.Name = hash
 	k.Key = k.Arch + "_" + hash[:12]
-	k.Tree = treeName(k)
+	k.Tree = filepath.Base(treeDir) // kbuild's build tree follows the kept tree
 	return k
 }
 
-// treeName names the kept tree of an arch and config: commits built with the same
-// config share it, whatever the bisection.
-func treeName(k campaign.Kernel) string {
+// treeName names the kept tree of a repository, arch and config: commits built with the
+// same config share it, whatever the bisection (a kept tree is a worktree of one repository).
+func treeName(repo string, k campaign.Kernel) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s", k.Arch, k.Base, strings.Join(k.Fragments, ","), strings.Join(k.Patches, ","), strings.Join(k.Probes, ","))
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s", repo, k.Arch, k.Base, strings.Join(k.Fragments, ","), strings.Join(k.Patches, ","), strings.Join(k.Probes, ","))
 	return k.Arch + "-" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 

@@ -401,7 +401,7 @@ func (n *night) runHead(ctx context.Context, g *vcs.Git, t Tree, cl Cell, rs *sp
 		return nil
 	}
 	k := cl.kernel()
-	dir := bisectrun.TreeDir(n.e.CacheDir, k)
+	dir := bisectrun.TreeDir(n.e.CacheDir, g.Dir(), k)
 	unlock, err := bisectrun.LockTree(ctx, dir, n.out)
 	if err != nil {
 		return err
