@@ -91,7 +91,7 @@ func TestBadCommitCrashes(t *testing.T) {
 	if err := e.Open(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	treeDir := bisectrun.TreeDir(kbuild.DefaultCacheDir(), k)
+	treeDir := bisectrun.TreeDir(kbuild.DefaultCacheDir(), g.Dir(), k)
 	var bad *campaign.Build
 	for _, commit := range []string{h.Commits[6].Hash, h.Bad} {
 		t0 := time.Now()
