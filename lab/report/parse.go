@@ -506,6 +506,19 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 			first = j
 		}
 	}
+	if rules[k].oneLine {
+		last = i
+		for j := i + 1; j < len(lines); j++ {
+			if strings.TrimSpace(lines[j].text) == "" {
+				continue
+			}
+			if nk, _ := kernelStartAt(lines, j, lines[i].ts != ""); nk != k {
+				break
+			}
+			last = j
+		}
+		return first, last, true, -1
+	}
 	gap := 0
 	sawEnd := false
 	timed := lines[i].ts != ""

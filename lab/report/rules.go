@@ -36,6 +36,9 @@ type rule struct {
 	hang bool
 	// noFrames: the report needs no stack of its own; a missing trace is not corrupted.
 	noFrames bool
+	// oneLine: the report is its first line (and the same line repeated right after it,
+	// as unregister_netdevice prints every 10 s): complete as soon as it is printed.
+	oneLine bool
 	// longHeader: paragraphs of text (lock chains, hex dumps) come before the stack, so
 	// unrelated-looking lines do not end the report until a trace started.
 	longHeader bool
@@ -334,7 +337,7 @@ var rules = []rule{
 	{start: re(`^INFO: task .* can't die for more than .* seconds`), typ: HungTask, title: "INFO: task can't die in %s",
 		alt: []string{"hang in %s"}, skip: re(`schedule`)},
 	{start: re(`^unregister_netdevice: waiting for \S+ to become free`), typ: NetdevLeak,
-		title: "unregister_netdevice: waiting for DEV to become free", noFrames: true},
+		title: "unregister_netdevice: waiting for DEV to become free", noFrames: true, oneLine: true},
 
 	// Sanitizers of undefined behaviour.
 	{start: re(`^UBSAN: Undefined behaviour in`), typ: UBSAN, title: "UBSAN: undefined-behaviour in %s", skip: re(`ubsan|overflow`)},
@@ -371,8 +374,8 @@ var rules = []rule{
 
 	// A reboot nobody asked for: the decompressor's banner, or the kernel's own, after
 	// kernel output (distribution kernels' decompressors print nothing).
-	{start: re(`^Booting the kernel\.?$`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true},
-	{start: re(`^Linux version \d+\.\d+`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true},
+	{start: re(`^Booting the kernel\.?$`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true, oneLine: true},
+	{start: re(`^Linux version \d+\.\d+`), typ: Reboot, title: "unexpected kernel reboot", noFrames: true, oneLine: true},
 }
 
 // quick holds substrings at least one of which every start line contains, so most lines

@@ -80,7 +80,7 @@ func TestComplete(t *testing.T) {
 				cut += j + 1
 			}
 		}
-		if cut < r.End && Complete(tc.log[r.Start:cut]) {
+		if cut < r.End && Complete(tc.log[r.Start:cut]) && r.Type != NetdevLeak && r.Type != Reboot { // one-line kinds are whole at once
 			t.Errorf("%s: complete after 3 lines of %q", path, r.Title)
 		}
 	}
