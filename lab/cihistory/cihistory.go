@@ -29,11 +29,11 @@ import (
 
 // Recipe changes whenever the history Build makes changes; a recorded history of another
 // recipe is rebuilt.
-const Recipe = "ci-history-v1"
+const Recipe = "ci-history-v2"
 
 // repoName is the repository's folder under CacheDir/ci-history. Give a new Recipe a new
 // name too: kept trees registered in the old repository must not be orphaned by a rebuild.
-const repoName = "repo.git"
+const repoName = "repo-v2.git"
 
 // Title is the crash title the injected fault produces (lab/report's title for a BUG() in
 // loadavg_proc_show).
@@ -103,14 +103,15 @@ type step struct {
 
 const loadavg = "fs/proc/loadavg.c"
 
-// The injected fault: one read of /proc/loadavg in 8192 hits BUG(), the way a rare race
-// would. The reproducer reads the file 1000 times per iteration (~12% of iterations).
+// The injected fault: one read of /proc/loadavg in 1024 hits BUG(), the way a rare race
+// would. The reproducer reads the file 1000 times per iteration (~62% of iterations): one
+// crash a second of looping keeps the clean time a good bisection step needs in seconds.
 const (
 	badInclude = "#include <linux/pid_namespace.h>\n"
 	badAnchor  = "\tget_avenrun(avnrun, FIXED_1/200, 0);\n"
 	badCode    = "\t/*\n\t * reprolab CI history: an injected fault standing in for a rare race.\n" +
-		"\t * One read in 8192 of /proc/loadavg trips it.\n\t */\n" +
-		"\tif (get_random_u32() % 8192 == 0)\n\t\tBUG();\n\n"
+		"\t * One read in 1024 of /proc/loadavg trips it.\n\t */\n" +
+		"\tif (get_random_u32() % 1024 == 0)\n\t\tBUG();\n\n"
 )
 
 func doc(n int) func(r *vcstest.Repo) {
