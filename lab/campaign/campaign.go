@@ -149,8 +149,8 @@ type Engine struct {
 	// run, or (nil, nil) when ctx ends first. Resume then leaves runs in progress alone:
 	// they are the workers'.
 	Remote func(ctx context.Context, campaignID string, t Trial) (*store.Run, error)
-	// Fresh boots every trial; by default x86-64 trials restore a snapshot taken after
-	// boot and setup (one per kernel, reproducer and command line) unless the spec says
+	// Fresh boots every trial; by default trials restore a snapshot taken after boot and
+	// setup (one per kernel, reproducer and command line) unless the spec says
 	// snapshot: false, so a campaign spends its hours looping instead of booting.
 	Fresh bool
 }
@@ -382,9 +382,7 @@ func (e *Engine) Trial(ctx context.Context, campaignID string, t Trial) (*store.
 		Arch: arch, Accel: e.Accel, Kernel: t.Build.Image, Vmlinux: t.Build.Vmlinux, ModulesDir: t.Build.Modules,
 		Repro: t.Repro, Iterations: t.Iterations, Duration: t.Duration, Cmdline: t.Cmdline,
 		ResultsDir: filepath.Dir(dir), CacheDir: e.cacheDir(), RunID: filepath.Base(dir),
-		// Restoring was measured on x86-64 (TestSnapshotRestore, BenchmarkTrial); arm64
-		// trials boot fresh until their restore has been run on a lab host.
-		Snapshot: !e.Fresh && arch == qemu.X86_64 && t.Repro.SnapshotDefault(),
+		Snapshot: !e.Fresh && t.Repro.SnapshotDefault(),
 		Progress: PrefixWriter(e.progress(), "  "+t.ID+": "),
 	})
 	if err != nil {
