@@ -41,7 +41,11 @@ func snapshotRestore(t *testing.T, arch qemu.Arch) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		snapDir = res.SnapshotDir
+		if snapDir == "" && res.SnapshotDir != "" {
+			// Registered at once, so a failing trial does not leave the snapshot behind.
+			snapDir = res.SnapshotDir
+			t.Cleanup(func() { _ = os.RemoveAll(snapDir); _ = os.Remove(snapDir + ".lock") })
+		}
 		t.Logf("trial %d: %s, %s\n%s", i+1, res.Snapshot, res.Timings.Split(), progress.String())
 		if res.Outcome != Survived || res.Iterations != 2 || res.Snapshot != want {
 			t.Fatalf("trial %d: outcome %s after %d iterations (%s), snapshot %q; want survived after 2, %q; console:\n%s",
@@ -60,7 +64,6 @@ func snapshotRestore(t *testing.T, arch qemu.Arch) {
 			urandom = append(urandom, string(m[1]))
 		}
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(snapDir); _ = os.Remove(snapDir + ".lock") })
 	seen := map[string]bool{}
 	for _, u := range urandom {
 		if seen[u] {
