@@ -89,7 +89,7 @@ func TestBisectCI(t *testing.T) {
 	args := ciBisect(h, results, "--good", h.Base, "--bad", h.LastBad)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = "../.."
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

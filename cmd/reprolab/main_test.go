@@ -48,6 +48,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = "../.."
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -111,6 +112,7 @@ func startRun(t *testing.T) (*exec.Cmd, int, string) {
 	os.WriteFile(spec, []byte("name: loop\nguest: {cpus: 1, memory: 256M}\nrun: sleep 1\nbudget: {duration: 1h}\n"), 0o644)
 	cmd := exec.Command(binary, "run", "--kernel", kernel, "--modules", modules, "--repro", spec, "--results", results)
 	cmd.Dir = "../.."
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

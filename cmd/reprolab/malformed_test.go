@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -114,6 +115,7 @@ func (l *malformedLab) run(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = l.work
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
 	cmd.Env = append(os.Environ(), "REPROLAB_CACHE="+l.cache, "TMPDIR="+l.tmp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -137,6 +137,7 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(buildCLI(t), args...)
 	cmd.Dir = repoRoot
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -330,6 +331,7 @@ func killResume(t *testing.T, full map[string]cellCount) {
 	for i := 0; ; i++ {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = repoRoot
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -33,7 +33,7 @@ func TestFleetMatrix(t *testing.T) {
 		cmd.Dir = repoRoot
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestFleetBuiltKernel(t *testing.T) {
 	worker.Dir = repoRoot
 	var wout bytes.Buffer
 	worker.Stdout, worker.Stderr = &wout, &wout
-	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
 	}
