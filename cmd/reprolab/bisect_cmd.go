@@ -14,7 +14,6 @@ import (
 	"github.com/reprolab/reprolab/lab/kbuild"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/spec"
-	"github.com/reprolab/reprolab/lab/store"
 	"github.com/reprolab/reprolab/lab/vcs"
 )
 
@@ -135,12 +134,9 @@ func runBisect(cmd *cobra.Command, f *bisectFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.dsn == "" {
-		f.dsn = filepath.Join(f.results, store.DefaultFile)
-	}
-	st, err := store.Open(ctx, f.dsn)
+	st, err := openDB(ctx, f.results, &f.dsn)
 	if err != nil {
-		return fault.AsInfra(err)
+		return err
 	}
 	defer st.Close()
 	e := &campaign.Engine{Store: st, ResultsDir: f.results, CacheDir: cacheDir(), Accel: accel, Progress: os.Stderr}

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/reprolab/reprolab/lab/cache"
+	"github.com/reprolab/reprolab/lab/fault"
+	"github.com/reprolab/reprolab/lab/store"
 )
 
 // cacheDir is where kernels, images and verdicts are cached, outside the repo.
@@ -29,4 +32,17 @@ func signalContext(stopping string) (context.Context, context.CancelFunc) {
 		os.Exit(130)
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// openDB opens a command's results database: *dsn, or <results>/reprolab.db when empty
+// (*dsn is set to it, for what the command does next with it).
+func openDB(ctx context.Context, results string, dsn *string) (*store.Store, error) {
+	if *dsn == "" {
+		*dsn = filepath.Join(results, store.DefaultFile)
+	}
+	st, err := store.Open(ctx, *dsn)
+	if err != nil {
+		return nil, fault.AsInfra(err)
+	}
+	return st, nil
 }

@@ -131,12 +131,9 @@ func runMatrix(cmd *cobra.Command, f *matrixFlags, path string) error {
 	if f.dry {
 		return dryRun(cmd.OutOrStdout(), s, cells)
 	}
-	if f.dsn == "" {
-		f.dsn = filepath.Join(f.results, store.DefaultFile)
-	}
-	st, err := store.Open(ctx, f.dsn)
+	st, err := openDB(ctx, f.results, &f.dsn)
 	if err != nil {
-		return fault.AsInfra(err)
+		return err
 	}
 	defer st.Close()
 	reports := &reportWriter{ctx: context.WithoutCancel(ctx), st: st, name: s.Name, results: f.results}

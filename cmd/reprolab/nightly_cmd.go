@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/reprolab/reprolab/lab/fault"
 	"github.com/reprolab/reprolab/lab/nightly"
 	"github.com/reprolab/reprolab/lab/qemu"
-	"github.com/reprolab/reprolab/lab/store"
 )
 
 const nightlyLong = `Run one night: for each tracked tree/branch in nightly.yaml, fetch, run every cell on the
@@ -54,12 +52,9 @@ func runNightly(cmd *cobra.Command, f *nightlyFlags, path string) error {
 	}
 	ctx, stop := signalContext("stopping the guest; the next nightly resumes")
 	defer stop()
-	if f.dsn == "" {
-		f.dsn = filepath.Join(f.results, store.DefaultFile)
-	}
-	st, err := store.Open(ctx, f.dsn)
+	st, err := openDB(ctx, f.results, &f.dsn)
 	if err != nil {
-		return fault.AsInfra(err)
+		return err
 	}
 	defer st.Close()
 	e := &campaign.Engine{Store: st, ResultsDir: f.results, CacheDir: cacheDir(), Accel: accel, Progress: os.Stderr}

@@ -16,7 +16,6 @@ import (
 	"github.com/reprolab/reprolab/lab/matrix"
 	"github.com/reprolab/reprolab/lab/qemu"
 	"github.com/reprolab/reprolab/lab/spec"
-	"github.com/reprolab/reprolab/lab/store"
 	"github.com/reprolab/reprolab/lab/validate"
 )
 
@@ -148,12 +147,9 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 	}
 	ctx, stop := signalContext("stopping the guests; run the same command again to resume")
 	defer stop()
-	if f.dsn == "" {
-		f.dsn = filepath.Join(f.results, store.DefaultFile)
-	}
-	st, err := store.Open(ctx, f.dsn)
+	st, err := openDB(ctx, f.results, &f.dsn)
 	if err != nil {
-		return fault.AsInfra(err)
+		return err
 	}
 	defer st.Close()
 	if o.Jobs <= 0 {
