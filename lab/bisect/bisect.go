@@ -29,6 +29,7 @@ package bisect
 
 import (
 	"fmt"
+	"github.com/reprolab/reprolab/lab/vcs"
 	"math"
 	"strings"
 
@@ -299,7 +300,7 @@ func (s *State) measure() (ok bool, stop error) {
 	}
 	if e.Crashes == 0 {
 		msg := fmt.Sprintf("bad end does not reproduce: %s (%s) looped %.1f min in %d runs without the expected crash",
-			short(e.Commit.Hash), e.Commit.Subject, e.LoopSeconds/60, e.Runs-e.Infra)
+			vcs.Short(e.Commit.Hash), e.Commit.Subject, e.LoopSeconds/60, e.Runs-e.Infra)
 		if e.Other > 0 {
 			msg += fmt.Sprintf("; it crashed %d times with another signature (%s)", e.Other, e.OtherTitle)
 		}
@@ -370,7 +371,7 @@ func (s *State) work(i int, phase string) Decision {
 	if st.InfraRow >= s.p.MaxInfra {
 		d.Action = Stop
 		d.Err = &StopError{Infra: true, Msg: fmt.Sprintf("infrastructure failed %d runs in a row on %s (%s): fix the lab and run the same command again to resume",
-			st.InfraRow, short(st.Commit.Hash), st.Commit.Subject)}
+			st.InfraRow, vcs.Short(st.Commit.Hash), st.Commit.Subject)}
 		return d
 	}
 	if !st.Built {
@@ -394,7 +395,7 @@ func (s *State) Next() Decision {
 	ce := s.crashEnd()
 	if s.steps[ce].Verdict == Skip {
 		return Decision{Action: Stop, Err: &StopError{Msg: fmt.Sprintf("bad end %s (%s) cannot be tested: %s",
-			short(s.steps[ce].Commit.Hash), s.steps[ce].Commit.Subject, s.steps[ce].Reason)}}
+			vcs.Short(s.steps[ce].Commit.Hash), s.steps[ce].Commit.Subject, s.steps[ce].Reason)}}
 	}
 	if s.endT == 0 && !(s.p.Fixed > 0 && s.steps[ce].Crashes > 0) {
 		ok, stop := s.measure()
@@ -413,10 +414,10 @@ func (s *State) Next() Decision {
 	s.verdict(ge)
 	switch g := s.steps[ge]; g.Verdict {
 	case Skip:
-		return Decision{Action: Stop, Err: &StopError{Msg: fmt.Sprintf("good end %s (%s) cannot be tested: %s", short(g.Commit.Hash), g.Commit.Subject, g.Reason)}}
+		return Decision{Action: Stop, Err: &StopError{Msg: fmt.Sprintf("good end %s (%s) cannot be tested: %s", vcs.Short(g.Commit.Hash), g.Commit.Subject, g.Reason)}}
 	case Bad:
 		return Decision{Action: Stop, Err: &StopError{Msg: fmt.Sprintf("good end crashes too: %s (%s) crashed with the expected title after %.1f min of looping",
-			short(g.Commit.Hash), g.Commit.Subject, g.LoopSeconds/60)}}
+			vcs.Short(g.Commit.Hash), g.Commit.Subject, g.LoopSeconds/60)}}
 	case Pending:
 		return s.work(ge, "clean end")
 	}
@@ -534,21 +535,14 @@ func abs(x int) int {
 	return x
 }
 
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
-}
-
 // Describe is a one-line account of an answer.
 func (a *Answer) Describe() string {
 	if a.Culprit != nil {
-		return fmt.Sprintf("first new commit %s (%s), confidence %.4f", short(a.Culprit.Hash), a.Culprit.Subject, a.Confidence)
+		return fmt.Sprintf("first new commit %s (%s), confidence %.4f", vcs.Short(a.Culprit.Hash), a.Culprit.Subject, a.Confidence)
 	}
 	var hs []string
 	for _, c := range a.Candidates {
-		hs = append(hs, short(c.Hash))
+		hs = append(hs, vcs.Short(c.Hash))
 	}
 	return fmt.Sprintf("no single culprit: skipped commits leave %d candidates (%s)", len(hs), strings.Join(hs, " "))
 }

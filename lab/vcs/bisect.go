@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/reprolab/reprolab/lab/fault"
@@ -80,7 +81,7 @@ func Bisect(ctx context.Context, h History, good, bad string, pred Predicate) (*
 		return nil, err
 	}
 	if gh == bh {
-		return nil, fault.Inputf("bisect: good %s and bad %s are the same commit %s: give a good commit older than the bad one", good, bad, short(gh))
+		return nil, fault.Inputf("bisect: good %s and bad %s are the same commit %s: give a good commit older than the bad one", good, bad, Short(gh))
 	}
 	anc, err := h.IsAncestor(ctx, gh, bh)
 	if err != nil {
@@ -91,7 +92,7 @@ func Bisect(ctx context.Context, h History, good, bad string, pred Predicate) (*
 		if back, err := h.IsAncestor(ctx, bh, gh); err == nil && back {
 			hint = " (it is the other way round: swap --good and --bad, or use a fix bisection)"
 		}
-		return nil, fault.Inputf("bisect: good %s (%s) is not an ancestor of bad %s (%s)%s", good, short(gh), bad, short(bh), hint)
+		return nil, fault.Inputf("bisect: good %s (%s) is not an ancestor of bad %s (%s)%s", good, Short(gh), bad, Short(bh), hint)
 	}
 	b := &bisector{ctx: ctx, h: h, pred: pred, res: &Result{}}
 	if b.res.Good, err = h.Info(ctx, gh); err != nil {
@@ -105,7 +106,7 @@ func Bisect(ctx context.Context, h History, good, bad string, pred Predicate) (*
 		return nil, err
 	}
 	if len(line) == 0 || line[len(line)-1].Hash != bh {
-		return nil, fault.Infraf("bisect: listing %s..%s did not end at %s", short(gh), short(bh), short(bh))
+		return nil, fault.Infraf("bisect: listing %s..%s did not end at %s", Short(gh), Short(bh), Short(bh))
 	}
 	c, amb, err := b.search(line[:len(line)-1], b.res.Bad)
 	if err != nil {
@@ -173,7 +174,7 @@ func (b *bisector) search(cands []Commit, end Commit) (Commit, []Commit, error) 
 			if skipped[i] {
 				continue
 			}
-			if d, md := abs(float64(i)-mid), abs(float64(m)-mid); m < 0 || d < md {
+			if d, md := math.Abs(float64(i)-mid), math.Abs(float64(m)-mid); m < 0 || d < md {
 				m = i
 			}
 		}
@@ -215,14 +216,8 @@ func (b *bisector) search(cands []Commit, end Commit) (Commit, []Commit, error) 
 	return at(hi), nil, nil
 }
 
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
-func short(h string) string {
+// Short is a commit hash as people write it: its first 12 digits.
+func Short(h string) string {
 	if len(h) > 12 {
 		return h[:12]
 	}

@@ -216,7 +216,7 @@ func (g *Git) Archive(ctx context.Context, rev, dest string, exclude []string) e
 	if errA != nil {
 		msg := strings.TrimSpace(ea.String())
 		if !regexp.MustCompile(`unable to read|cannot read|invalid object`).MatchString(msg) {
-			return fault.Infraf("git archive %s in %s: %v: %s", short(h), g.dir, errA, msg)
+			return fault.Infraf("git archive %s in %s: %v: %s", Short(h), g.dir, errA, msg)
 		}
 		missing := ""
 		if m := regexp.MustCompile(`invalid object [0-7]+ [0-9a-f]+ for '([^']+)'`).FindStringSubmatch(msg); m != nil {
@@ -234,7 +234,7 @@ func (g *Git) Archive(ctx context.Context, rev, dest string, exclude []string) e
 		if missing != "" {
 			hint = fmt.Sprintf(" (missing object is %s; leave its folder out with `exclude: [%s]`)", missing, path.Dir(missing))
 		}
-		return fault.Inputf("git tree %s at %s: the repository lacks objects git archive needs%s: %s", g.dir, short(h), hint, msg)
+		return fault.Inputf("git tree %s at %s: the repository lacks objects git archive needs%s: %s", g.dir, Short(h), hint, msg)
 	}
 	if errB != nil {
 		return fault.Infraf("unpacking git archive into %s: %v: %s", dest, errB, strings.TrimSpace(eb.String()))
