@@ -125,7 +125,8 @@ func startRun(t *testing.T) (*exec.Cmd, int, string) {
 	inLoop := make(chan bool, 1)
 	go func() {
 		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "loop:") {
+			// Plain progress lines carry a time stamp: "15:04:05 loop: ...".
+			if f := strings.Fields(sc.Text()); len(f) > 0 && (f[0] == "loop:" || len(f) > 1 && f[1] == "loop:") {
 				inLoop <- true
 			}
 		}
