@@ -45,7 +45,14 @@ func TestWatcherFindsCrashAsStreamed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reps := report.Parse(log)
+			// A reboot is not the watcher's to see: guests run with -no-reboot, so QEMU
+			// exits and the run ends; the report parser names it afterwards.
+			var reps []*report.Report
+			for _, r := range report.Parse(log) {
+				if r.Title != "unexpected kernel reboot" {
+					reps = append(reps, r)
+				}
+			}
 			firedAt := -1
 			for off := 0; off < len(log); {
 				n := 1 + rng.Intn(300)
