@@ -55,7 +55,7 @@ func (r *run) noteOOMs(from int, failed bool) bool {
 	for _, o := range ooms {
 		n := len(r.res.Events) + 1
 		name := fmt.Sprintf("oom-%d.txt", n)
-		if err := writeFileSync(filepath.Join(r.res.Dir, name), o.Text); err != nil {
+		if err := writeFileSync(filepath.Join(r.res.Dir, name), append(append([]byte(nil), o.Text...), '\n')); err != nil { // a whole last line, as on the console
 			r.say("writing %s: %v", name, err)
 			name = ""
 		}
