@@ -119,13 +119,7 @@ func (l *malformedLab) run(t *testing.T, args ...string) (int, string) {
 	cmd.Env = append(os.Environ(), "REPROLAB_CACHE="+l.cache, "TMPDIR="+l.tmp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code := exitCode(t, cmd.Run())
 	return code, out.String()
 }
 
