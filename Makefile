@@ -4,7 +4,7 @@ CACHE     ?= $(or $(REPROLAB_CACHE),$(HOME)/.cache/reprolab)
 BIN       := bin
 AGENTS    := $(BIN)/reprolab-agent-amd64 $(BIN)/reprolab-agent-arm64
 
-.PHONY: all build setup run smoke test vet bench clean ci-kernel ci-history
+.PHONY: all build setup run smoke test vet bench clean ci-kernel ci-history seed-kernels
 
 all: build
 
@@ -50,6 +50,18 @@ ci-kernel: $(BIN)/reprolab
 	@mkdir -p $(CACHE)
 	$(BIN)/reprolab kernel build --spec kconfigs/ci-6.1-x86_64.yaml --json > $(CI_KERNEL_JSON).tmp
 	mv $(CI_KERNEL_JSON).tmp $(CI_KERNEL_JSON)
+
+# The founding case's kernels for BenchmarkSeed (lab/repro): pristine v4.11 with the seed
+# probe, both arches. kernel.org's tarball by default; without kernel.org, a local tree:
+#   make seed-kernels SEED_SOURCE="--git ~/linux --ref v4.11"
+SEED_SOURCE ?= --kernel-org 4.11 --sha256 b67ecafd0a42b3383bf4d82f0850cbff92a7e72a215a6d02f42ddbafcf42a7d6
+seed-kernels: $(BIN)/reprolab
+	@mkdir -p $(CACHE)
+	for a in x86_64 arm64; do \
+		$(BIN)/reprolab kernel build --arch $$a $(SEED_SOURCE) \
+			--probe reproducers/memcg-writeback-null/probes/seed.yaml --json > $(CACHE)/seed-kernel-$$a.json.tmp && \
+		mv $(CACHE)/seed-kernel-$$a.json.tmp $(CACHE)/seed-kernel-$$a.json || exit 2; \
+	done
 
 # The synthetic kernel history bisection and validation tests share (lab/cihistory): git
 # commits on top of the CI kernel's own source tree, one injecting a crash reproducers/ci-race

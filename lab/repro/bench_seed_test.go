@@ -1,0 +1,189 @@
+package repro
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/reprolab/reprolab/lab/hostload"
+	"github.com/reprolab/reprolab/lab/kbuild"
+	"github.com/reprolab/reprolab/lab/qemu"
+	"github.com/reprolab/reprolab/lab/stats"
+)
+
+// seedKernel returns the founding case's kernel for arch: pristine v4.11 with the seed probe,
+// built by `make seed-kernels` (kernel.org's tarball, or SEED_SOURCE="--git TREE --ref v4.11")
+// into $REPROLAB_CACHE/seed-kernel-<arch>.json. The benchmarks skip without it: CI has no
+// v4.11 source.
+func seedKernel(t testing.TB, arch qemu.Arch) *kbuild.Result {
+	t.Helper()
+	p := filepath.Join(cacheDir(), "seed-kernel-"+string(arch)+".json")
+	data, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		t.Skipf("no seed kernel for %s (%s): run `make seed-kernels`", arch, p)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res kbuild.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	if _, err := os.Stat(res.Kernel); err != nil {
+		t.Fatalf("seed kernel %s: %v (rebuild: make seed-kernels)", arch, err)
+	}
+	if _, err := lookPath(arch.Binary()); err != nil {
+		t.Skipf("%s not installed: run images/setup-host.sh", arch.Binary())
+	}
+	return &res
+}
+
+// seedRuns is how many trials each mode gets per benchmark iteration: the issue's figures
+// are medians over at least five runs.
+const seedRuns = 5
+
+// seedTrial is one trial's figures.
+type seedTrial struct {
+	toPanic  float64 // Run called → the panic's report parsed and written
+	total    float64 // Run called → Run returned
+	loop     float64 // loop time exposed to the race (first iteration → crash or budget end)
+	crashed  bool    // crashed in the loop with the expected title
+	inSetup  bool    // crashed before the first iteration (boot or setup)
+	titleBad string  // crashed with a title the spec does not expect
+}
+
+// BenchmarkSeed measures the founding case itself on v4.11 with the probe at 100 µs, both
+// arches, fresh boots against trials restored from a snapshot: median start → parsed panic,
+// trials per hour and the crash rate per loop-hour with its 95% interval, so a snapshot's
+// effect on the race's rate is reported rather than assumed. Run it on an idle host: load
+// changes the rate several-fold, and every line carries the load.
+//
+//	make seed-kernels SEED_SOURCE="--git ~/linux --ref v4.11"
+//	go test -run '^$' -bench Seed -benchtime 1x -timeout 60m ./lab/repro
+func BenchmarkSeed(b *testing.B) {
+	for _, arch := range arches {
+		for _, mode := range []string{"fresh", "snapshot"} {
+			b.Run(string(arch)+"/"+mode, func(b *testing.B) {
+				k := seedKernel(b, arch)
+				spec := loadSpec(b, "../../reproducers/memcg-writeback-null/repro.yaml")
+				tag := make([]byte, 4)
+				_, _ = rand.Read(tag)
+				cfg := Config{Arch: arch, Kernel: k.Kernel, Vmlinux: k.Vmlinux, Repro: spec,
+					Duration: 3 * time.Minute, CacheDir: cacheDir(), Snapshot: mode == "snapshot",
+					// A fresh tag per benchmark: the snapshot is prepared here, not reused.
+					Cmdline: append(append([]string{}, k.CmdlineParams...), "reprolab.bench="+hex.EncodeToString(tag))}
+				if mode == "snapshot" {
+					prepareSeedSnapshot(b, cfg)
+				}
+				var trials []seedTrial
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for j := 0; j < seedRuns; j++ {
+						cfg.ResultsDir = b.TempDir()
+						res, err := Run(context.Background(), cfg)
+						if err != nil {
+							b.Fatal(err)
+						}
+						tr := seedFigures(b, res)
+						trials = append(trials, tr)
+						b.Logf("%s %s #%d (%v): outcome %s at iteration %d, panic parsed at %.1fs, loop %.1fs%s\n  split: %s",
+							arch, mode, j+1, res.HostLoad, res.Outcome, res.CrashedIter, tr.toPanic, tr.loop, tr.titleBad, res.Timings.Split())
+						if mode == "snapshot" && res.Snapshot != "restored" {
+							b.Errorf("trial %d was not restored from the snapshot (%q)", j+1, res.Snapshot)
+						}
+					}
+				}
+				reportSeed(b, trials)
+			})
+		}
+	}
+}
+
+// prepareSeedSnapshot runs the trial that boots, sets up and saves the state, and removes
+// the state when the benchmark ends. On v4.11 the fill itself may crash before the save; it
+// is then tried again.
+func prepareSeedSnapshot(b *testing.B, cfg Config) {
+	b.Helper()
+	for attempt := 1; attempt <= 5; attempt++ {
+		cfg.ResultsDir = b.TempDir()
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			b.Fatalf("preparing the snapshot: %v", err)
+		}
+		if res.SnapshotDir != "" {
+			b.Cleanup(func() { os.RemoveAll(res.SnapshotDir); os.Remove(res.SnapshotDir + ".lock") })
+		}
+		if res.Snapshot == "prepared" {
+			b.Logf("prepare (attempt %d, %v): %s %s", attempt, res.HostLoad, res.Outcome, res.Timings.Split())
+			return
+		}
+		b.Logf("prepare attempt %d: no state saved (%s at iteration %d)", attempt, res.Outcome, res.CrashedIter)
+	}
+	b.Fatal("no snapshot after 5 attempts: the guest crashes during setup every time")
+}
+
+func seedFigures(b *testing.B, res *Result) seedTrial {
+	t := res.Timings
+	tr := seedTrial{total: t.TotalSeconds, loop: t.LoopSeconds}
+	switch res.Outcome {
+	case Crashed:
+		tr.toPanic = t.CrashAtSeconds + t.CrashNoticeSeconds + t.CrashReportSeconds
+		tr.inSetup = res.CrashedIter == 0
+		tr.crashed = res.Reproduced && !tr.inSetup
+		if !res.Reproduced && len(res.Crashes) > 0 {
+			tr.titleBad = fmt.Sprintf(" (unexpected title %q)", res.Crashes[0].Title)
+		}
+	case Survived:
+	default:
+		b.Fatalf("outcome %s: %s", res.Outcome, res.Error)
+	}
+	return tr
+}
+
+func reportSeed(b *testing.B, trials []seedTrial) {
+	var toPanic, totals []float64
+	var exposure float64
+	crashes, inSetup := 0, 0
+	for _, tr := range trials {
+		totals = append(totals, tr.total)
+		exposure += tr.loop
+		if tr.crashed {
+			crashes++
+		}
+		if tr.inSetup {
+			inSetup++
+		}
+		if tr.crashed || tr.inSetup {
+			toPanic = append(toPanic, tr.toPanic)
+		}
+	}
+	sort.Float64s(toPanic)
+	median := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	rate, lo, hi := stats.PoissonRate(crashes, exposure/3600, 0.95)
+	b.Logf("%d trials: %d crashed in the loop, %d in boot/setup; median start → parsed panic %.1fs (all: %.1f); %.2f loop-hours exposed; crash rate %.0f/loop-hour (95%%: %.0f–%.0f)",
+		len(trials), crashes, inSetup, median(toPanic), toPanic, exposure/3600, rate, lo, hi)
+	b.ReportMetric(median(toPanic), "s-to-parsed-panic")
+	b.ReportMetric(3600/median(totals), "trials/hour")
+	b.ReportMetric(rate, "crashes/loop-hour")
+	b.ReportMetric(lo, "rate-lo95")
+	b.ReportMetric(hi, "rate-hi95")
+	b.ReportMetric(float64(inSetup), "setup-crashes")
+	if l, err := hostload.Read(); err == nil {
+		b.ReportMetric(l.Load1, "load1")
+	}
+	b.ReportMetric(0, "ns/op")
+}
