@@ -41,8 +41,8 @@ func TestExternalCorpus(t *testing.T) {
 	sort.Strings(paths)
 	var (
 		withCrash, clean, found, exact, anyMatch, falseCrash int
-		wantCorrupt, flagged, corruptAgree, compared          int
-		kinds                                                 = map[string]int{}
+		wantCorrupt, flagged, corruptAgree, compared         int
+		kinds                                                = map[string]int{}
 	)
 	for _, path := range paths {
 		if st, err := os.Stat(path); err != nil || st.IsDir() {
@@ -106,7 +106,9 @@ func TestExternalCorpus(t *testing.T) {
 	for k := range kinds {
 		ks = append(ks, k)
 	}
-	sort.Slice(ks, func(i, j int) bool { return kinds[ks[i]] > kinds[ks[j]] || kinds[ks[i]] == kinds[ks[j]] && ks[i] < ks[j] })
+	sort.Slice(ks, func(i, j int) bool {
+		return kinds[ks[i]] > kinds[ks[j]] || kinds[ks[i]] == kinds[ks[j]] && ks[i] < ks[j]
+	})
 	for _, k := range ks {
 		t.Logf("misses of kind %-40s %d", k, kinds[k])
 	}
