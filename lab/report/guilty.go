@@ -97,6 +97,73 @@ var infraFrames = []string{
 	`string`, `pointer`, `vsnprintf`, `snprintf`, `scnprintf`, `vscnprintf`, `sprintf`, `kasprintf`, `kvasprintf`, `va_format.*`,
 }
 
+// infraParts are the same idea as infraFrames written the way syzbot's titles need
+// them: each matches anywhere in a function name, so a family ("kasan", "spin_lock",
+// "kmalloc") is skipped whatever its prefixes and suffixes. These are the helpers that
+// syzbot never names a bug after (its titles are the ecosystem's names for bugs, so the
+// same functions must be passed over here): sanitizer runtimes, the reporting path,
+// allocators, locking, atomics and bit operations, string and copy helpers, list and
+// rbtree helpers, printing, device-model and workqueue teardown (a WARNING in
+// device_del is the driver's bug that called it), USB submission, MMIO accessors.
+var infraParts = []string{
+	// sanitizers and their reporting
+	`__sanitizer`, `__asan`, `kasan`, `hwasan`, `__msan`, `kmsan`, `kcsan_setup_watchpoint`, `check_memory_region`,
+	`check_heap_object`, `check_object`, `read_word_at_a_time`, `(?:read|write)_once_.*nocheck`,
+	`print_address_description`, `print_report`, `print_usage_bug`, `print_unlock`, `imbalance_bug`, `print_tainted`,
+	// the reporting path and traps
+	`panic`, `invalid_op`, `report_bug`, `fixup_bug`, `do_error`, `_trap$`, `do_trap`, `show_stack`, `dump_stack`,
+	`walk_stack`, `dump_backtrace`, `warn_slowpath`, `warn_alloc`, `warn_bogus`, `__warn`, `stack_trace_consume_entry`,
+	`arch_stack_walk`, `stack_trace_save`, `hex_dump_to_buffer`, `print_hex_dump`, `program_check_exception`,
+	`program_check_common`, `assertfail`, `^get_taint$`, `__fortify_report`,
+	// arm64 fault entry
+	`do_(?:kernel|translation)_fault`, `do_mem_abort`, `el1_abort`, `el1h_64_sync(?:_handler)?`,
+	// allocators and the page cache's allocating lookups
+	`alloc_page`, `k?v?(?:m|z|c)alloc`, `krealloc`, `kmem_cache`, `allocate_slab`, `__alloc_frozen_pages_noprof`,
+	`folio_(?:alloc|unlock)`, `filemap_alloc_folio`, `__filemap_get_folio`, `find_or_create_page`,
+	`do_read_cache_folio`, `read_cache_page`, `pagecache_get_page`, `grab_cache_page_write_begin`, `slab_`,
+	`^kv?free$`, `kfree_skb`, `ida_free`, `__phys_addr`,
+	// debug objects and might_sleep checks
+	`debug_object`, `timer_is_static_object`, `work_is_static_object`, `__might_fault`, `might_fault`, `might_sleep`,
+	`__might_resched`,
+	// lockdep, locks, atomics, bit operations
+	`lockdep`, `bh_enable`, `bh_disable`, `perf_trace`, `lock_acquire`, `lock_release`, `lock_class`, `mark_lock`,
+	`(?:reacquire|mark)_held_locks`, `raw_spin_rq`, `spin_lock`, `spin_trylock`, `spin_unlock`, `read_lock`,
+	`read_trylock`, `write_lock`, `write_trylock`, `read_unlock`, `write_unlock`, `^down$`, `down_read`, `down_write`,
+	`down_trylock`, `up_read`, `up_write`, `^mutex_`, `^__mutex_`, `^rt_mutex_`, `owner_on_cpu`, `osq_lock`,
+	`osq_unlock`, `atomic(?:64)?_(?:dec|inc|read|set|or|xor|and|add|sub|fetch|xchg|cmpxchg|try)`,
+	`(?:set|clear|change|test)_bit`, `__wake_up`, `^refcount_`, `^kref_`, `ref_tracker`, `seqprop_assert`,
+	`(?:trace|lockdep)_(?:hard|soft)irq`, `^(?:un)?lock_page`, `lock_timer_base`,
+	// memory, string, user-copy helpers
+	`memcpy`, `memcmp`, `memset`, `memchr`, `memmove`, `memdup`, `strcmp`, `strncmp`, `strcpy`, `strlcpy`, `strncpy`,
+	`strscpy`, `strlen`, `strstr`, `strnstr`, `strnlen`, `strchr`, `strdup`, `strndup`, `copy_to_user`,
+	`copy_from_user`, `copy_to_iter`, `copy_from_iter`, `copy_page_to_iter`, `copy_page_from_iter`,
+	`copy_folio_to_iter`, `^copyin$`, `^copyout$`, `put_user`, `get_user`, `extract_(?:user|iter)_to_sg`,
+	// lists, trees, lookups
+	`list_add`, `list_del`, `list_replace`, `list_move`, `list_splice`, `^rb_`, `^__rb_`, `^klist_`,
+	`xas_(?:start|load|find)`, `find_lock_entries`, `truncate_inode_pages_range`, `rhashtable_lookup`,
+	// retpolines, formatting and printing
+	`_indirect_thunk_`, `string`, `pointer`, `snprintf`, `scnprintf`, `kasprintf`, `kvasprintf`, `printk`,
+	`va_format`, `dev_info`, `dev_notice`, `dev_warn`, `dev_err`, `dev_alert`, `dev_crit`, `dev_emerg`,
+	// timers, workqueues, completion: the caller is the bug
+	`del_timer`, `flush_work`, `__cancel_work_timer`, `cancel_work_sync`, `try_to_grab_pending`, `flush_workqueue`,
+	`drain_workqueue`, `destroy_workqueue`, `queue_work`, `insert_work`, `__queue_delayed_work`,
+	`queue_delayed_work_on`, `finish_wait`, `kthread_stop`, `^complete$`, `wait_for_completion`, `__timer_delete_sync`,
+	`sk_stop_timer_sync`, `__mod_timer`, `cleanup_srcu_struct`,
+	// device model, sysfs, netdev teardown: the driver that called them is the bug
+	`kobject_`, `add_uevent_var`, `get_device_parent`, `device_add`, `device_del`, `device_unregister`,
+	`device_destroy`, `device_release`, `devres_release_all`, `hwrng_unregister`, `i2c_del_adapter`,
+	`__unregister_client`, `device_for_each_child`, `rollback_registered`, `unregister_netdev`, `sysfs_remove`,
+	`device_remove_file`, `tty_unregister_device`, `^put_device$`,
+	// USB submission and MMIO accessors
+	`dummy_urb_enqueue`, `usb_kill_urb`, `usb_kill_anchored_urbs`, `usb_control_msg`, `usb_hcd_submit_urb`,
+	`usb_submit_urb`, `readb$`, `readw$`, `readl$`, `readq$`, `writeb$`, `writew$`, `writel$`, `writeq$`, `logic_in`,
+	`logic_out`,
+	// checksums, inode and dentry reference helpers
+	`^crc\d+`, `crc_itu_t`, `^iput$`, `^iput_final$`, `^ihold$`, `drop_nlink`, `fast_dput`, `dput`, `mark_buffer_dirty`,
+}
+
+var infraPartsRe = regexp.MustCompile(strings.Join(infraParts, "|"))
+
 var infraRe = regexp.MustCompile(`^(?:` + strings.Join(infraFrames, "|") + `)$`)
 
 // genericRe is the shared list as used by the crash-utility backtrace parser.
@@ -113,7 +180,10 @@ const matchCacheSize = 1 << 14
 
 var infraCache, anchorCache matchCache
 
-func isInfra(fn string) bool { return cachedMatch(&infraCache, infraRe, fn) }
+func isInfra(fn string) bool { return cachedMatch(&infraCache, infraAllRe, fn) }
+
+// infraAllRe is either list.
+var infraAllRe = regexp.MustCompile(`^(?:` + strings.Join(infraFrames, "|") + `)$|` + strings.Join(infraParts, "|"))
 
 func cachedMatch(c *matchCache, re *regexp.Regexp, s string) bool {
 	c.mu.Lock()
@@ -142,21 +212,18 @@ func skipped(fn string, ru *rule) bool {
 }
 
 // guilty returns the index of the first frame that is neither unreliable nor skipped,
-// or of the first reliable frame when all are skipped, or -1 without frames.
+// or -1 when there is none: a stack of nothing but machinery names no culprit (syzbot
+// then titles the report "in corrupted").
 func guilty(fs []Frame, ru *rule) int {
-	first := -1
 	for i, f := range fs {
 		if f.Unreliable || f.Inlined {
 			continue
-		}
-		if first < 0 {
-			first = i
 		}
 		if !skipped(cleanFunc(f.Func), ru) {
 			return i
 		}
 	}
-	return first
+	return -1
 }
 
 // stallAnchorRe matches the functions that dispatch work: syscall entry, file and socket

@@ -828,7 +828,7 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 		}
 	}
 	if strings.Contains(ru.title, "%s") && fn == "" {
-		fn = "unknown"
+		fn = "corrupted"
 		if !r.Corrupted {
 			r.Corrupted, r.CorruptedReason = true, "no stack trace to name the guilty function"
 		}

@@ -295,8 +295,12 @@ var rules = []rule{
 		skip: re(`kmalloc|krealloc|slab|kmem`)},
 	// 6.18's "WARNING: file:line at FUNC+0x.., CPU#0: comm/pid", 3.x–6.x's
 	// "WARNING: CPU: 0 PID: 1 at file:line FUNC+0x..", 3.x's "WARNING: at file:line FUNC()".
-	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s", lineFunc: 1},
-	{start: re(`^WARNING: \S+:\d+ at ` + fn + `\+0x`), typ: Warning, title: "WARNING in %s", lineFunc: 1},
+	// The function comes from the stack (the RIP/pc line first), not the start line: the
+	// line names the function that warned, often a helper (usb_submit_urb, __flush_work)
+	// that a driver misused.
+	{start: re(`^WARNING: .*? usb_submit_urb`), typ: Warning, title: "WARNING in %s/usb_submit_urb"},
+	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s"},
+	{start: re(`^WARNING: \S+:\d+ at ` + fn + `\+0x`), typ: Warning, title: "WARNING in %s"},
 	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+$`), typ: Warning, title: "WARNING in %s"},
 
 	// Other BUG:s.
