@@ -178,9 +178,16 @@ type matchCache struct {
 
 const matchCacheSize = 1 << 14
 
-var infraCache, anchorCache matchCache
+var infraCache, reportInfraCache, anchorCache matchCache
 
+// isInfra: fn is machinery for a task's backtrace (sysrq, vmcores), which has no kind
+// to say more: both lists.
 func isInfra(fn string) bool { return cachedMatch(&infraCache, infraAllRe, fn) }
+
+// isReportInfra: fn is machinery for a crash report's title: the list syzbot's titles
+// pass over. infraFrames is not used: it also names syscall entry and scheduling, which
+// syzbot titles do name ("INFO: rcu detected stall in sys_futex").
+func isReportInfra(fn string) bool { return cachedMatch(&reportInfraCache, infraPartsRe, fn) }
 
 // infraAllRe is either list.
 var infraAllRe = regexp.MustCompile(`^(?:` + strings.Join(infraFrames, "|") + `)$|` + strings.Join(infraParts, "|"))
@@ -205,10 +212,10 @@ func cachedMatch(c *matchCache, re *regexp.Regexp, s string) bool {
 // skipped reports whether function name fn (compiler suffixes removed) is not the
 // culprit for reports of rule ru.
 func skipped(fn string, ru *rule) bool {
-	if isInfra(fn) {
-		return true
+	if ru == nil {
+		return isInfra(fn)
 	}
-	return ru != nil && ru.skip != nil && ru.skip.MatchString(fn)
+	return isReportInfra(fn) || ru.skip != nil && ru.skip.MatchString(fn)
 }
 
 // guilty returns the index of the first frame that is neither unreliable nor skipped,
@@ -241,6 +248,34 @@ var stallAnchorRe = regexp.MustCompile(`process_one_work|do_syscall_|do_fast_sys
 	`^compat_sock_ioctl|^nfnetlink_rcv_msg|^rtnetlink_rcv_msg|^netlink_dump|^(?:sys_)?(?:socketpair|connect|ioctl)|` +
 	`__do_fault|do_page_fault|^page_fault$|__fput|task_work_run|exit_to_usermode|smp_call_function|tasklet_action|` +
 	`tasklet_hi_action`)
+
+// stallPick picks a stall's culprit in the stalled context's frames: skipped frames
+// dropped, the frame before the first dispatch anchor (the anchor itself when it comes
+// first; smp_call_function whichever variant it is, as syzbot names it). -1 without
+// an anchor: the stack did not reach where the looping code was entered.
+func stallPick(fs []Frame, ru *rule) (idx int, name string) {
+	prev := -1
+	for i, f := range fs {
+		if f.Unreliable || f.Inlined || f.Func == "" {
+			continue
+		}
+		fn := cleanFunc(f.Func)
+		if skipped(fn, ru) {
+			continue
+		}
+		if prev < 0 {
+			prev = i
+		}
+		if cachedMatch(&anchorCache, stallAnchorRe, stripFramePrefix(fn)) {
+			if strings.Contains(fn, "smp_call_function") {
+				return i, "smp_call_function"
+			}
+			return prev, ""
+		}
+		prev = i
+	}
+	return -1, ""
+}
 
 // interruptEntryRe: where a stall's stack switches from the timer interrupt that caught
 // it to the interrupted code.
@@ -314,13 +349,16 @@ func hangFrame(fs []Frame, ru *rule) (idx int, name string) {
 var framePrefixes = []string{"SYSC_", "SyS_", "sys_", "__x64_", "__ia32_", "__arm64_", "____sys_", "___sys_",
 	"__sys_", "__se_", "__se_sys_", "__do_sys_", "compat_SYSC_", "compat_SyS_", "ksys_"}
 
-// stripFramePrefix drops them in one pass, in order, as syzbot does: __x64_sys_ioctl
-// becomes sys_ioctl, __do_sys_ioctl becomes ioctl.
+// stripFramePrefix drops the one that leaves the shortest name, as syzbot does:
+// __x64_sys_ioctl becomes sys_ioctl, __do_sys_ioctl and __se_sys_ioctl become ioctl.
 func stripFramePrefix(fn string) string {
+	short := fn
 	for _, p := range framePrefixes {
-		fn = strings.TrimPrefix(fn, p)
+		if t := strings.TrimPrefix(fn, p); len(t) < len(short) {
+			short = t
+		}
 	}
-	return fn
+	return short
 }
 
 // sigFrames is how many frames from the guilty one go into the signature. Two: the

@@ -764,6 +764,32 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 		r.Corrupted, r.CorruptedReason = true, why
 	}
 	fn := ""
+	if ru.from != nil {
+		fn = "corrupted"
+		for _, f := range ru.from {
+			fs, ok := markedStack(ls[startIdx:], f)
+			if !ok {
+				continue
+			}
+			idx, name := -1, ""
+			if ru.stall {
+				idx, name = stallPick(fs, ru)
+			} else {
+				idx = guilty(fs, ru)
+			}
+			if idx < 0 {
+				continue
+			}
+			r.Frames, r.Guilty, fn = fs, idx, fs[idx].Func
+			if name != "" {
+				fn = name
+			}
+			break
+		}
+		if fn == "corrupted" && !r.Corrupted {
+			r.Corrupted, r.CorruptedReason = true, "no stack names the culprit"
+		}
+	}
 	// Candidates named by the report's text come first: the start line's function, then
 	// lines like lockdep's "at: FUNC"; each is skipped like a frame would be.
 	var cands []string
@@ -778,12 +804,17 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 		}
 	}
 	for _, c := range cands {
+		if fn != "" {
+			break
+		}
 		if !skipped(cleanFunc(c), ru) {
 			fn = c
 			break
 		}
 	}
-	if fn != "" {
+	if ru.from != nil {
+		// named above
+	} else if fn != "" {
 		for i, f := range r.Frames {
 			if !f.Unreliable && cleanFunc(f.Func) == cleanFunc(fn) {
 				r.Guilty = i
@@ -855,6 +886,62 @@ var offsetRe = regexp.MustCompile(`\+0x[0-9a-f]+/0x[0-9a-f]+`)
 
 // timestampInTitleRe: another line's printk prefix merged into the start line.
 var timestampInTitleRe = regexp.MustCompile(`\[ *[0-9]+\.[0-9]+\]`)
+
+// markedStack returns the frames of the stack f points at in ls (ls[0] is the start
+// line), and whether it was found.
+func markedStack(ls []line, f stackFrom) ([]Frame, bool) {
+	i := 0
+	if f.at != nil {
+		for i < len(ls) && !f.at.MatchString(ls[i].text) {
+			i++
+		}
+		if i == len(ls) {
+			return nil, false
+		}
+		i++
+	}
+	var fs []Frame
+	if f.pc {
+		for i < len(ls) && ripLine(strings.TrimSpace(ls[i].text)) == nil {
+			i++
+		}
+		if i == len(ls) {
+			return nil, false
+		}
+		sm := ripLine(strings.TrimSpace(ls[i].text))
+		fs = append(fs, Frame{Func: strings.Clone(sm[3]), Module: strings.Clone(sm[6])})
+		i++
+	}
+	if f.trace {
+		for i < len(ls) && !stackHeader(strings.TrimSpace(ls[i].text)) {
+			i++
+		}
+		if i == len(ls) {
+			return nil, false
+		}
+		i++
+	}
+	for ; i < len(ls); i++ {
+		t := strings.TrimSpace(ls[i].text)
+		if stackHeader(t) {
+			break
+		}
+		if sm := frameLine(inlineMarker(t)); sm != nil {
+			fs = append(fs, Frame{Func: strings.Clone(sm[4]), Module: strings.Clone(sm[7]), Unreliable: sm[1] != "" || sm[3] != ""})
+		} else if sm := armFromRe.FindStringSubmatch(t); sm != nil {
+			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
+		}
+	}
+	return fs, len(fs) > 0
+}
+
+// armFromRe: 32-bit arm's "[<8010e300>] (show_stack) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)".
+var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from `)
+
+// stackHeader: a line that begins a new stack in a report.
+func stackHeader(t string) bool {
+	return traceStart(t) || strings.HasPrefix(t, "Backtrace:") || t != "" && strings.IndexByte("AFafLS", t[0]) >= 0 && allocTraceRe.MatchString(t)
+}
 
 // hardwareArch: QEMU's machine names in "Hardware name:" lines.
 func hardwareArch(ls []line) string {

@@ -32,6 +32,10 @@ type rule struct {
 	// timer interrupt caught it: the frame before the first dispatch anchor (syscall
 	// entry, vfs_write, process_one_work, ...), after the interrupt entry.
 	stall bool
+	// from: where the stack that names the culprit begins, tried in order (see
+	// stackFrom); nil means the crashing context's stack (the RIP/pc line, then the
+	// first call trace). When none is found the title says "in corrupted".
+	from []stackFrom
 	// hang: hung tasks are grouped by what they wait on (rtnl_lock, synchronize_rcu).
 	hang bool
 	// noFrames: the report needs no stack of its own; a missing trace is not corrupted.
@@ -57,6 +61,29 @@ type rule struct {
 	// needle is the longest literal every match contains, checked before the regexp.
 	needle string
 }
+
+// stackFrom says where in a report the stack that names its culprit begins: after the
+// first line matching at (nil: the start line), then, with pc, at the next RIP/pc line
+// (its function is the first frame), then, with trace, after the next "Call Trace:".
+// The frames run from there to the next stack header. An RCU stall's stalled code
+// follows the timer interrupt that caught it; a bad page's culprit is where the page
+// was last allocated.
+type stackFrom struct {
+	at        *regexp.Regexp
+	pc, trace bool
+}
+
+// stallFrom: an RCU stall's stalled context, after the timer interrupt (the RIP line of
+// the interrupted code, or the frames after the interrupt on 3.x, arm and arm64).
+var stallFrom = []stackFrom{
+	{at: re(`apic_timer_interrupt`), pc: true},
+	{at: re(`apic_timer_interrupt|Exception stack|el1h_64_irq`)},
+	// Kernels that print the interrupted registers instead of the interrupt's frames.
+	{pc: true, trace: true},
+}
+
+// faultFrom: the faulting instruction, then the call trace (soft lockups, stack guard).
+var faultFrom = []stackFrom{{pc: true, trace: true}}
 
 // rulesByFirst lists, for each first byte of a line, the rules (in order) whose start
 // can match a line beginning with it: most console lines are rejected with one lookup.
@@ -307,7 +334,7 @@ var rules = []rule{
 	{start: re(`^BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)`),
 		typ: Bug, title: "BUG: $1 $2 in %s", skip: re(`spin_|_lock|_unlock`)},
 	{start: re(`^(?:watchdog: |NMI watchdog: )?BUG: soft lockup`), typ: SoftLockup, title: "BUG: soft lockup in %s",
-		alt: []string{"stall in %s"}, stall: true},
+		alt: []string{"stall in %s"}, stall: true, from: faultFrom},
 	{start: re(`^BUG: scheduling while atomic`), typ: AtomicSleep, title: "BUG: scheduling while atomic in %s", skip: re(`schedule`)},
 	{start: re(`^BUG: sleeping function called from invalid context`), typ: AtomicSleep,
 		title: "BUG: sleeping function called from invalid context in %s"},
@@ -320,9 +347,9 @@ var rules = []rule{
 		skip:       re(`kmemleak|mmap|kmem|slab|alloc|create_object|idr_get|list_lru_init|kasprintf|kvasprintf|pcpu_create|strdup|strndup|memdup`),
 		longHeader: true, untimed: true},
 	{start: re(`^BUG: .*stack guard page was hit at`), typ: StackOverflow, title: "BUG: stack guard page was hit in %s",
-		alt: []string{"stack-overflow in %s"}, stall: true},
-	{start: re(`^BUG: Bad page (state|cache)`), typ: BadPageState, title: "BUG: Bad page $1 in %s",
-		skip: re(`(?:free|put|get|update|release)_page|free_unref|^_*folio|truncate_inode_pages|page_frag_free|alloc|vmap|page_owner`)},
+		alt: []string{"stack-overflow in %s"}, stall: true, from: faultFrom},
+	{start: re(`^BUG: Bad page (state|cache)`), typ: BadPageState, title: "BUG: Bad page $1 in %s", from: []stackFrom{{at: re(`page last allocated`)}, {trace: true}},
+		skip: re(`^bad_page|(?:free|put|get|update|release)_page|free_unref|^_*folio|truncate_inode_pages|page_frag_free|alloc|vmap|page_owner`)},
 	{start: re(`^BUG: Bad page map`), typ: BadPageState, title: "BUG: Bad page map", noFrames: true},
 	{start: re(`^BUG: Bad rss-counter state`), typ: Bug, title: "BUG: Bad rss-counter state", noFrames: true},
 	{start: re(`^BUG: non-zero (nr_ptes|nr_pmds) on freeing mm`), typ: Bug, title: "BUG: non-zero $1 on freeing mm", noFrames: true},
@@ -335,7 +362,7 @@ var rules = []rule{
 	// Lockups, stalls, hangs.
 	{start: re(`^(?:NMI watchdog: |watchdog: )?Watchdog detected hard LOCKUP`), typ: HardLockup, title: "watchdog: hard lockup in %s", stall: true},
 	{start: re(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall`), typ: RCUStall,
-		title: "INFO: rcu detected stall in %s", alt: []string{"stall in %s"}, stall: true, skip: re(`apic_timer_interrupt|rcu`)},
+		title: "INFO: rcu detected stall in %s", alt: []string{"stall in %s"}, stall: true, skip: re(`apic_timer_interrupt|rcu`), from: stallFrom},
 	{start: re(`^INFO: task .+ blocked for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s",
 		alt: []string{"hang in %s"}, hang: true},
 	{start: re(`^INFO: task .* can't die for more than .* seconds`), typ: HungTask, title: "INFO: task can't die in %s",
