@@ -767,22 +767,42 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 	if ru.from != nil {
 		fn = "corrupted"
 		for _, f := range ru.from {
-			fs, ok := markedStack(ls[startIdx:], f)
+			lf := ""
+			if f.line && ru.lineFunc > 0 && ru.lineFunc < len(m) {
+				lf = m[ru.lineFunc]
+			}
+			fs, ok := markedStack(ls[startIdx:], f, lf)
 			if !ok {
 				continue
 			}
 			idx, name := -1, ""
-			if ru.stall {
+			switch {
+			case ru.stall:
 				idx, name = stallPick(fs, ru)
-			} else {
+			case ru.hang:
+				idx, name = hangFrame(fs, ru)
+			default:
 				idx = guilty(fs, ru)
 			}
 			if idx < 0 {
 				continue
 			}
-			r.Frames, r.Guilty, fn = fs, idx, fs[idx].Func
+			fn = fs[idx].Func
 			if name != "" {
 				fn = name
+			}
+			// The signature's frames are the crashing stack's from the culprit on
+			// when it holds the culprit; else (stalls, where the stalled code's
+			// stack is elsewhere) the stack the culprit was found in.
+			r.Guilty = -1
+			for i, f := range r.Frames {
+				if !f.Unreliable && !f.Inlined && cleanFunc(f.Func) == cleanFunc(fs[idx].Func) {
+					r.Guilty = i
+					break
+				}
+			}
+			if r.Guilty < 0 {
+				r.Frames, r.Guilty = fs, idx
 			}
 			break
 		}
@@ -889,8 +909,16 @@ var timestampInTitleRe = regexp.MustCompile(`\[ *[0-9]+\.[0-9]+\]`)
 
 // markedStack returns the frames of the stack f points at in ls (ls[0] is the start
 // line), and whether it was found.
-func markedStack(ls []line, f stackFrom) ([]Frame, bool) {
+func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 	i := 0
+	var fs []Frame
+	if f.line {
+		if lineFunc == "" {
+			return nil, false
+		}
+		fs = append(fs, Frame{Func: strings.Clone(lineFunc)})
+		i = 1
+	}
 	if f.at != nil {
 		for i < len(ls) && !f.at.MatchString(ls[i].text) {
 			i++
@@ -900,16 +928,16 @@ func markedStack(ls []line, f stackFrom) ([]Frame, bool) {
 		}
 		i++
 	}
-	var fs []Frame
 	if f.pc {
-		for i < len(ls) && ripLine(strings.TrimSpace(ls[i].text)) == nil {
+		for i < len(ls) && !pcRe.MatchString(ls[i].text) {
 			i++
 		}
 		if i == len(ls) {
 			return nil, false
 		}
-		sm := ripLine(strings.TrimSpace(ls[i].text))
-		fs = append(fs, Frame{Func: strings.Clone(sm[3]), Module: strings.Clone(sm[6])})
+		if sm := pcRe.FindStringSubmatch(ls[i].text); sm[1] != "" {
+			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
+		}
 		i++
 	}
 	if f.trace {
@@ -926,14 +954,23 @@ func markedStack(ls []line, f stackFrom) ([]Frame, bool) {
 		if stackHeader(t) {
 			break
 		}
-		if sm := frameLine(inlineMarker(t)); sm != nil {
-			fs = append(fs, Frame{Func: strings.Clone(sm[4]), Module: strings.Clone(sm[7]), Unreliable: sm[1] != "" || sm[3] != ""})
-		} else if sm := armFromRe.FindStringSubmatch(t); sm != nil {
+		if sm := armFromRe.FindStringSubmatch(t); sm != nil {
+			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
+		} else if sm := looseFrameRe.FindStringSubmatch(inlineMarker(t)); sm != nil {
 			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
 		}
 	}
 	return fs, len(fs) > 0
 }
+
+// pcRe finds the faulting instruction's line: x86's "RIP: 0010:func+0x..", 3.x's "IP:
+// [<addr>] func+0x..", arm64's "pc : func+0x..", 4.x arm64's "PC is at func+0x..", or an
+// address the kernel could not name (no function then).
+var pcRe = regexp.MustCompile(`(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:\[<?(?:0x)?[0-9a-f]+>?\] +){0,2}([A-Za-z0-9_]+)(?:\.|\+)|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?\[<?(?:0x)?[0-9a-f]+>?\] +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))`)
+
+// looseFrameRe reads a stack line as syzbot does: an optional address or two, then a
+// name followed by "+" (an offset) or "." (a compiler suffix). "? " frames do not match.
+var looseFrameRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] ){0,2}([A-Za-z0-9_]+)[.+]`)
 
 // armFromRe: 32-bit arm's "[<8010e300>] (show_stack) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)".
 var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from `)

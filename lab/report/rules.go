@@ -69,9 +69,24 @@ type rule struct {
 // follows the timer interrupt that caught it; a bad page's culprit is where the page
 // was last allocated.
 type stackFrom struct {
-	at        *regexp.Regexp
+	at *regexp.Regexp
+	// line: the start line's function (the rule's lineFunc) is the first frame.
+	line      bool
 	pc, trace bool
 }
+
+// The usual places, as syzbot reads them: a fault names the faulting instruction
+// unless it is machinery, then the call trace; a trap with no trace of its own only the
+// instruction; a WARNING the instruction, else the call trace; reports printed by a
+// checker (lockdep, might_sleep, UBSAN) only the call trace; sanitizers the function of
+// their first line, then the call trace.
+var (
+	pcTrace   = []stackFrom{{pc: true, trace: true}}
+	pcOnly    = []stackFrom{{pc: true}}
+	warnFrom  = []stackFrom{{pc: true}, {trace: true}}
+	traceOnly = []stackFrom{{trace: true}}
+	lineTrace = []stackFrom{{line: true, trace: true}}
+)
 
 // stallFrom: an RCU stall's stalled context, after the timer interrupt (the RIP line of
 // the interrupted code, or the frames after the interrupt on 3.x, arm and arm64).
@@ -231,53 +246,53 @@ var rules = []rule{
 	// KASAN, KMSAN, KCSAN, KFENCE: their first line also starts with "BUG:".
 	{start: re(`^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in ` + fn), typ: KASAN,
 		title: "KASAN: invalid-free in %s", alt: []string{"invalid-free in %s"}, lineFunc: 1,
-		skip: re(`slab_|kfree|vunmap|vfree|kmem_cache_free`)},
+		skip: re(`slab_|kfree|vunmap|vfree|kmem_cache_free`), from: lineTrace},
 	{start: re(`^BUG: KASAN: ([a-z-]+) in ` + fn), typ: KASAN, title: "KASAN: $1 $access in %s",
-		alt: []string{"bad-access in %s"}, lineFunc: 2, skip: re(`kernel_fault|tag_check|mem_abort|^el1_|^el1h_`)},
+		alt: []string{"bad-access in %s"}, lineFunc: 2, skip: re(`kernel_fault|tag_check|mem_abort|^el1_|^el1h_`), from: lineTrace},
 	{start: re(`^BUG: KASAN: ([a-z-]+) on address`), typ: KASAN, title: "KASAN: $1 $access", noFrames: true},
 	{start: re(`^BUG: KMSAN: ([a-z-]+) in ` + fn), typ: KMSAN, title: "KMSAN: $1 in %s",
 		alt: []string{"bad-access in %s"}, lineFunc: 2},
 	{start: re(`^BUG: KCSAN: (.*)`), typ: KCSAN, title: "KCSAN: $1", noFrames: true, dropOffsets: true},
 	{start: re(`^BUG: KFENCE: (use-after-free|out-of-bounds) (read|write) in ` + fn), typ: KFENCE,
-		title: "KFENCE: $1 $2 in %s", alt: []string{"bad-access in %s"}, lineFunc: 3, longHeader: true},
+		title: "KFENCE: $1 $2 in %s", alt: []string{"bad-access in %s"}, lineFunc: 3, longHeader: true, from: []stackFrom{{line: true}}},
 	{start: re(`^BUG: KFENCE: invalid free in ` + fn), typ: KFENCE, title: "KFENCE: invalid free in %s",
-		alt: []string{"invalid-free in %s"}, lineFunc: 1, longHeader: true},
+		alt: []string{"invalid-free in %s"}, lineFunc: 1, longHeader: true, from: []stackFrom{{line: true}}},
 	{start: re(`^BUG: KFENCE: invalid (read|write) in ` + fn), typ: KFENCE, title: "KFENCE: invalid $1 in %s",
-		alt: []string{"bad-access in %s"}, lineFunc: 2, longHeader: true},
+		alt: []string{"bad-access in %s"}, lineFunc: 2, longHeader: true, from: []stackFrom{{line: true}}},
 	{start: re(`^BUG: KFENCE: memory corruption in ` + fn), typ: KFENCE, title: "KFENCE: memory corruption in %s",
-		lineFunc: 1, longHeader: true},
+		lineFunc: 1, longHeader: true, from: []stackFrom{{line: true}}},
 
 	// Faults (6.12+ x86 prefixes "Oops: " to the trap's name). 6.x x86's "BUG: kernel NULL pointer dereference, address:" and arm64's
 	// "Unable to handle kernel NULL pointer dereference at virtual address" get one title.
 	{start: re(`^(?:BUG: kernel NULL pointer dereference, address|BUG: unable to handle kernel NULL pointer dereference|BUG: Kernel NULL pointer dereference|Unable to handle kernel NULL pointer dereference)`),
 		typ: NullDeref, title: "BUG: unable to handle kernel NULL pointer dereference in %s", alt: []string{"bad-access in %s"}},
 	{start: re(`^(?:BUG: unable to handle page fault for address|BUG: unable to handle kernel paging request|Unable to handle kernel paging request|Unable to handle kernel (?:read|write|execute) from|BUG: Unable to handle kernel data access)`),
-		typ: PagingRequest, title: "BUG: unable to handle kernel paging request in %s", alt: []string{"bad-access in %s"}},
+		typ: PagingRequest, title: "BUG: unable to handle kernel paging request in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
 	{start: re(`^Unable to handle kernel access to user memory`), typ: PagingRequest,
-		title: "BUG: unable to handle kernel access to user memory in %s", alt: []string{"bad-access in %s"}},
-	{start: re(`^(?:Oops: )?general protection fault`), typ: GPF, title: "general protection fault in %s", alt: []string{"bad-access in %s"}},
-	{start: re(`^(?:Oops: )?stack segment: `), typ: GPF, title: "stack segment fault in %s"},
-	{start: re(`^PANIC: double fault`), typ: GPF, title: "PANIC: double fault in %s"},
-	{start: re(`^(?:Oops: )?(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s"},
-	{start: re(`^(?:Oops: )?invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s"},
-	{start: re(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s"},
+		title: "BUG: unable to handle kernel access to user memory in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
+	{start: re(`^(?:Oops: )?general protection fault`), typ: GPF, title: "general protection fault in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
+	{start: re(`^(?:Oops: )?stack segment: `), typ: GPF, title: "stack segment fault in %s", from: pcTrace},
+	{start: re(`^PANIC: double fault`), typ: GPF, title: "PANIC: double fault in %s", from: pcOnly},
+	{start: re(`^(?:Oops: )?(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s", from: pcOnly},
+	{start: re(`^(?:Oops: )?invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s", from: pcOnly},
+	{start: re(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s", from: pcTrace},
 	// arm64's undefined instruction is x86's invalid opcode: syzbot titles them apart, the
 	// signature does not, so one bug seen on both arches is one bug.
 	{start: re(`^Internal error: Oops - [Uu]ndefined instruction`), typ: InvalidOpcode, title: "Internal error in %s",
-		alt: []string{"bad-access in %s"}, sigTitle: "invalid opcode in %s"},
-	{start: re(`^Internal error: `), typ: Oops, title: "Internal error in %s", alt: []string{"bad-access in %s"}},
-	{start: re(`^Unhandled fault: `), typ: Oops, title: "Unhandled fault in %s", alt: []string{"bad-access in %s"}},
-	{start: re(`^Alignment trap: `), typ: Oops, title: "Alignment trap in %s"},
+		alt: []string{"bad-access in %s"}, sigTitle: "invalid opcode in %s", from: pcTrace},
+	{start: re(`^Internal error: `), typ: Oops, title: "Internal error in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
+	{start: re(`^Unhandled fault: `), typ: Oops, title: "Unhandled fault in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
+	{start: re(`^Alignment trap: `), typ: Oops, title: "Alignment trap in %s", from: pcTrace},
 
 	// BUG()s with a known source file, and the messages printed just before them.
 	{start: re(`^(?:list_add|list_del|list_add_rcu|list_del_rcu) corruption`), typ: ListCorruption,
-		title: "BUG: corrupted list in %s", alt: []string{"bad-access in %s"}},
+		title: "BUG: corrupted list in %s", alt: []string{"bad-access in %s"}, from: traceOnly},
 	{start: re(`^kernel BUG at lib/list_debug\.c`), typ: ListCorruption, title: "BUG: corrupted list in %s",
-		alt: []string{"bad-access in %s"}},
+		alt: []string{"bad-access in %s"}, from: traceOnly},
 	{start: re(`^usercopy: Kernel memory (?:exposure|overwrite) attempt detected`), typ: Usercopy,
-		title: "BUG: bad usercopy in %s", skip: re(`usercopy|__check`)},
-	{start: re(`^kernel BUG at mm/usercopy\.c`), typ: Usercopy, title: "BUG: bad usercopy in %s", skip: re(`usercopy|__check`)},
-	{start: re(`^kernel BUG at `), typ: Bug, title: "kernel BUG in %s", skip: re(`^skb_`)},
+		title: "BUG: bad usercopy in %s", skip: re(`usercopy|__check`), from: traceOnly},
+	{start: re(`^kernel BUG at mm/usercopy\.c`), typ: Usercopy, title: "BUG: bad usercopy in %s", skip: re(`usercopy|__check`), from: traceOnly},
+	{start: re(`^kernel BUG at `), typ: Bug, title: "kernel BUG in %s", skip: re(`^skb_`), from: pcTrace},
 	{start: re(`^BUG kmalloc-.*: Object already free`), typ: Bug, title: "BUG: Object already free", noFrames: true},
 
 	// Lockdep. 4.x and older print "[ INFO: ... ]" banners for the same reports.
@@ -291,7 +306,7 @@ var rules = []rule{
 	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )?\S+-safe -> \S+-unsafe lock order detected`), typ: Lockdep,
 		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true},
 	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )inconsistent lock state`), typ: Lockdep,
-		title: "inconsistent lock state in %s", longHeader: true},
+		title: "inconsistent lock state in %s", longHeader: true, from: traceOnly},
 	{start: re(`^(WARNING|BUG): bad unlock balance detected!`), typ: Lockdep, title: "$1: bad unlock balance in %s",
 		funcRe: re(`^\[<[0-9a-f]+>\] ` + fn + `\+0x`), longHeader: true},
 	{start: re(`^(WARNING|BUG): held lock freed!`), typ: Lockdep, title: "$1: held lock freed in %s",
@@ -302,11 +317,11 @@ var rules = []rule{
 		title: "$1: lock held when returning to user space in %s", funcRe: lockAtRe, longHeader: true, noFrames: true},
 	{start: re(`^WARNING: Nested lock was not taken`), typ: Lockdep, title: "WARNING: nested lock was not taken in %s", longHeader: true},
 	{start: re(`^(?:\[ )?(WARNING|INFO): suspicious RCU usage`), typ: Lockdep, title: "$1: suspicious RCU usage in %s",
-		skip: re(`rcu|kmem|slab`), longHeader: true},
+		skip: re(`rcu|kmem|slab`), longHeader: true, from: traceOnly},
 	{start: re(`^INFO: trying to register non-static key`), typ: Lockdep,
-		title: "INFO: trying to register non-static key in %s", skip: re(`stack|lock|IRQ`)},
+		title: "INFO: trying to register non-static key in %s", skip: re(`stack|lock|IRQ`), from: traceOnly},
 	{start: re(`^BUG: Invalid wait context`), typ: Lockdep, title: "WARNING: locking bug in %s",
-		skip: re(`lock_sock|release_sock`), longHeader: true},
+		skip: re(`lock_sock|release_sock`), longHeader: true, from: traceOnly},
 
 	// WARN()s whose file says what they are.
 	{start: warnAt(`lib/debugobjects\.c`), typ: Warning, title: "WARNING: ODEBUG bug in %s",
@@ -325,27 +340,27 @@ var rules = []rule{
 	// The function comes from the stack (the RIP/pc line first), not the start line: the
 	// line names the function that warned, often a helper (usb_submit_urb, __flush_work)
 	// that a driver misused.
-	{start: re(`^WARNING: .*? usb_submit_urb`), typ: Warning, title: "WARNING in %s/usb_submit_urb"},
-	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s"},
-	{start: re(`^WARNING: \S+:\d+ at ` + fn + `\+0x`), typ: Warning, title: "WARNING in %s"},
-	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+$`), typ: Warning, title: "WARNING in %s"},
+	{start: re(`^WARNING: .*? usb_submit_urb`), typ: Warning, title: "WARNING in %s/usb_submit_urb", from: warnFrom},
+	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s", from: warnFrom},
+	{start: re(`^WARNING: \S+:\d+ at ` + fn + `\+0x`), typ: Warning, title: "WARNING in %s", from: warnFrom},
+	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+$`), typ: Warning, title: "WARNING in %s", from: warnFrom},
 
 	// Other BUG:s.
 	{start: re(`^BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)`),
-		typ: Bug, title: "BUG: $1 $2 in %s", skip: re(`spin_|_lock|_unlock`)},
+		typ: Bug, title: "BUG: $1 $2 in %s", skip: re(`spin_|_lock|_unlock`), from: traceOnly},
 	{start: re(`^(?:watchdog: |NMI watchdog: )?BUG: soft lockup`), typ: SoftLockup, title: "BUG: soft lockup in %s",
 		alt: []string{"stall in %s"}, stall: true, from: faultFrom},
-	{start: re(`^BUG: scheduling while atomic`), typ: AtomicSleep, title: "BUG: scheduling while atomic in %s", skip: re(`schedule`)},
+	{start: re(`^BUG: scheduling while atomic`), typ: AtomicSleep, title: "BUG: scheduling while atomic in %s", skip: re(`schedule`), from: traceOnly},
 	{start: re(`^BUG: sleeping function called from invalid context`), typ: AtomicSleep,
-		title: "BUG: sleeping function called from invalid context in %s"},
+		title: "BUG: sleeping function called from invalid context in %s", from: traceOnly},
 	{start: re(`^BUG: using ([a-z_]+)\(\) in preemptible`), typ: AtomicSleep, title: "BUG: using $1() in preemptible code in %s",
-		skip: re(`dump_stack|preempt|debug_|processor_id|this_cpu`)},
+		skip: re(`dump_stack|preempt|debug_|processor_id|this_cpu`), from: traceOnly},
 	{start: re(`^BUG: workqueue leaked lock or atomic`), typ: Lockdep, title: "BUG: workqueue leaked lock or atomic in %s",
 		funcRe: re(`last function: ` + fn), noFrames: true, longHeader: true},
 	{start: re(`^BUG: workqueue lockup`), typ: Bug, title: "BUG: workqueue lockup", noFrames: true},
 	{start: re(`^(?:BUG: memory leak$|unreferenced object 0x[0-9a-f]+ \(size \d+\):)`), typ: MemoryLeak, title: "memory leak in %s",
 		skip:       re(`kmemleak|mmap|kmem|slab|alloc|create_object|idr_get|list_lru_init|kasprintf|kvasprintf|pcpu_create|strdup|strndup|memdup`),
-		longHeader: true, untimed: true},
+		longHeader: true, untimed: true, from: []stackFrom{{at: re(`backtrace(?: \(crc [0-9a-f]*\))?:`)}}},
 	{start: re(`^BUG: .*stack guard page was hit at`), typ: StackOverflow, title: "BUG: stack guard page was hit in %s",
 		alt: []string{"stack-overflow in %s"}, stall: true, from: faultFrom},
 	{start: re(`^BUG: Bad page (state|cache)`), typ: BadPageState, title: "BUG: Bad page $1 in %s", from: []stackFrom{{at: re(`page last allocated`)}, {trace: true}},
@@ -364,27 +379,27 @@ var rules = []rule{
 	{start: re(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall`), typ: RCUStall,
 		title: "INFO: rcu detected stall in %s", alt: []string{"stall in %s"}, stall: true, skip: re(`apic_timer_interrupt|rcu`), from: stallFrom},
 	{start: re(`^INFO: task .+ blocked for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s",
-		alt: []string{"hang in %s"}, hang: true},
+		alt: []string{"hang in %s"}, hang: true, from: traceOnly},
 	{start: re(`^INFO: task .* can't die for more than .* seconds`), typ: HungTask, title: "INFO: task can't die in %s",
-		alt: []string{"hang in %s"}, skip: re(`schedule`)},
+		alt: []string{"hang in %s"}, skip: re(`schedule`), from: traceOnly},
 	{start: re(`^unregister_netdevice: waiting for \S+ to become free`), typ: NetdevLeak,
 		title: "unregister_netdevice: waiting for DEV to become free", noFrames: true, oneLine: true},
 
 	// Sanitizers of undefined behaviour.
-	{start: re(`^UBSAN: Undefined behaviour in`), typ: UBSAN, title: "UBSAN: undefined-behaviour in %s", skip: re(`ubsan|overflow`)},
+	{start: re(`^UBSAN: Undefined behaviour in`), typ: UBSAN, title: "UBSAN: undefined-behaviour in %s", skip: re(`ubsan|overflow`), from: traceOnly},
 	{start: re(`^UBSAN: array-index-out-of-bounds in`), typ: UBSAN, title: "UBSAN: array-index-out-of-bounds in %s",
-		alt: []string{"bad-access in %s"}, skip: re(`ubsan|overflow`)},
-	{start: re(`^UBSAN: (.*?) in `), typ: UBSAN, title: "UBSAN: $1 in %s", skip: re(`ubsan|overflow`)},
+		alt: []string{"bad-access in %s"}, skip: re(`ubsan|overflow`), from: traceOnly},
+	{start: re(`^UBSAN: (.*?) in `), typ: UBSAN, title: "UBSAN: $1 in %s", skip: re(`ubsan|overflow`), from: traceOnly},
 
 	// Panics. After an oops they continue it; on their own most name themselves.
 	{start: re(`^Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: ` + fn), typ: Panic,
 		title: "kernel panic: stack is corrupted in %s", lineFunc: 1, noFrames: true},
 	{start: re(`^Kernel panic - not syncing: stack-protector:`), typ: Panic, title: "kernel panic: stack is corrupted in %s",
-		skip: re(`stack_chk`)},
+		skip: re(`stack_chk`), from: traceOnly},
 	{start: re(`^Kernel panic - not syncing: corrupted stack end`), typ: StackOverflow, title: "kernel panic: corrupted stack end in %s",
-		alt: []string{"stack-overflow in %s"}, skip: re(`schedule|retint_kernel`), stall: true},
+		alt: []string{"stack-overflow in %s"}, skip: re(`schedule|retint_kernel`), stall: true, from: traceOnly},
 	{start: re(`^Kernel panic - not syncing: kernel stack overflow`), typ: StackOverflow, title: "kernel stack overflow in %s",
-		alt: []string{"stack-overflow in %s"}, skip: re(`bad_stack`), stall: true},
+		alt: []string{"stack-overflow in %s"}, skip: re(`bad_stack`), stall: true, from: traceOnly},
 	{start: re(`^Kernel panic - not syncing: Attempted to kill init!`), typ: Panic, title: "kernel panic: Attempted to kill init!", noFrames: true},
 	{start: re(`^Kernel panic - not syncing: Couldn't open N_TTY ldisc`), typ: Panic, title: "kernel panic: Couldn't open N_TTY ldisc", noFrames: true},
 	{start: re(`^Kernel panic - not syncing: Fatal exception`), typ: Panic, title: "kernel panic: Fatal exception", noFrames: true,
