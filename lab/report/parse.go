@@ -421,7 +421,7 @@ func parseState(log []byte, st *state) []*Report {
 			first = prevLast + 1 // a "cut here" banner is never part of two reports
 		}
 		prevLast = last
-		r := build(log, lines[first:last+1], &rules[k], m)
+		r := build(log, lines[first:last+1], &rules[k], m, titleLines(lines, i, &rules[k], timedFrom < len(lines), nested, last))
 		r.Start, r.End = lines[first].start, lines[last].end
 		r.Text = log[r.Start:r.End]
 		switch {
@@ -711,7 +711,50 @@ var (
 	frameRe = regexp.MustCompile(`^\s*(\? )?(?:\[<([0-9a-f]+)>\] )?(\? )?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([^\]\s]+)\])?`)
 )
 
-func build(log []byte, ls []line, ru *rule, m []string) *Report {
+// titleLines returns the lines a report's title is read from, as syzbot reads them: from
+// its start line at i to the next start of a report (panics, traps and a netdevice
+// wait do not count: they continue the report), the lines of its own context only
+// (timestamped kernel lines, or its printk caller's, and other CPUs' after "Sending
+// NMI"), and nothing from a "Kernel panic" on once the report has 22 lines: a panic
+// caused by the report repeats its stack.
+//
+// An interleaved report (nested >= 0) keeps the lines of its own extent, past the other
+// report's start.
+func titleLines(lines []line, i int, ru *rule, timed bool, nested, last int) []line {
+	caller := lines[i].caller
+	out := []line{lines[i]}
+	cpus, skip := false, false
+	for j := i + 1; j < len(lines); j++ {
+		l := lines[j]
+		if k, _ := kernelStartAt(lines, j, timed); k >= 0 && !continuesTitle(&rules[k]) && !continues(ru, &rules[k], j-i) && (nested < 0 || j > last) {
+			break
+		}
+		switch {
+		case timed && l.ts == "":
+			continue
+		case caller != "" && l.caller != caller && !(cpus && strings.HasPrefix(l.caller, "C")):
+			continue
+		}
+		if strings.Contains(l.text, "Sending NMI from CPU") {
+			cpus = true
+		}
+		if len(out) > 22 && (strings.Contains(l.text, "Kernel panic - not syncing") || strings.Contains(l.text, "WARNING: possible circular locking dependency detected")) {
+			skip = true
+		}
+		if !skip && !strings.Contains(l.text, "Disabling lock debugging due to kernel taint") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// continuesTitle: a start line that goes on with the report before it for its title.
+func continuesTitle(ru *rule) bool {
+	return isPanic(ru) || ru.typ == InvalidOpcode || ru.typ == NetdevLeak ||
+		strings.HasPrefix(ru.start.String(), "^PANIC: double fault") || strings.HasPrefix(ru.start.String(), "^Internal error")
+}
+
+func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 	r := &Report{Type: ru.typ, CPU: -1, PID: -1, Guilty: -1}
 	// What another task printed meanwhile (CONFIG_PRINTK_CALLER ids) and what user
 	// space wrote between the kernel's lines (no timestamp in a timed report) are not
@@ -771,7 +814,7 @@ func build(log []byte, ls []line, ru *rule, m []string) *Report {
 			if f.line && ru.lineFunc > 0 && ru.lineFunc < len(m) {
 				lf = m[ru.lineFunc]
 			}
-			fs, ok := markedStack(ls[startIdx:], f, lf)
+			fs, ok := markedStack(wide, f, lf)
 			if !ok {
 				continue
 			}
@@ -933,7 +976,7 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 			i++
 		}
 		if i == len(ls) {
-			return nil, false
+			return fs, len(fs) > 0 // a part not found leaves what came before
 		}
 		if sm := pcRe.FindStringSubmatch(ls[i].text); sm[1] != "" {
 			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
@@ -945,7 +988,7 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 			i++
 		}
 		if i == len(ls) {
-			return nil, false
+			return fs, len(fs) > 0
 		}
 		i++
 	}
