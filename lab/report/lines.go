@@ -78,6 +78,14 @@ func prefixSpans(raw []byte) (sp spans) {
 	}
 	off := func(b []byte) int { return len(raw) - len(b) }
 	stripped := false
+	// User space's output without a newline, or printk's "** N printk messages dropped
+	// **", can run into a kernel line: "syzkaller login: [   16.305150] INFO: ...".
+	// The kernel line starts at its timestamp.
+	if len(rest) > 0 && rest[0] != '[' {
+		if p := embeddedTimestamp(rest); p > 0 {
+			rest = rest[p:]
+		}
+	}
 	if len(rest) > 0 && rest[0] == '[' {
 		if end := bytes.IndexByte(rest, ']'); end > 0 && end < 24 {
 			inner := bytes.TrimLeft(rest[1:end], " ")
@@ -112,4 +120,28 @@ func allDigits(b []byte) bool {
 		}
 	}
 	return len(b) > 0
+}
+
+// embeddedTimestamp returns where a printk timestamp "[   16.305150]" followed by a space
+// starts inside b, or -1.
+func embeddedTimestamp(b []byte) int {
+	for from := 0; ; {
+		i := bytes.IndexByte(b[from:], '[')
+		if i < 0 {
+			return -1
+		}
+		i += from
+		end := bytes.IndexByte(b[i:], ']')
+		if end < 0 {
+			return -1
+		}
+		end += i
+		if end-i < 24 && end+1 < len(b) && b[end+1] == ' ' {
+			inner := bytes.TrimLeft(b[i+1:end], " ")
+			if dot := bytes.IndexByte(inner, '.'); dot > 0 && allDigits(inner[:dot]) && allDigits(inner[dot+1:]) {
+				return i
+			}
+		}
+		from = i + 1
+	}
 }

@@ -20,6 +20,16 @@ func matchStart(text string) (int, []string) {
 	if t == "" {
 		return -1, nil
 	}
+	// 4.x lockdep and debug banners: "[ BUG: bad unlock balance detected! ]".
+	if strings.HasPrefix(t, "[ ") && strings.HasSuffix(t, " ]") {
+		if k, m := matchStart1(t[2 : len(t)-2]); k >= 0 {
+			return k, m
+		}
+	}
+	return matchStart1(t)
+}
+
+func matchStart1(t string) (int, []string) {
 	cand := rulesByFirst[t[0]]
 	if len(cand) == 0 {
 		return -1, nil
@@ -144,11 +154,7 @@ func runningBefore(ls []line) bool {
 // cryptsetup's "WARNING: ...") and starts no report, whatever it says. Consoles without
 // timestamps (printk.time=0) are taken as they are.
 func kernelStart(l line, timed bool) (int, []string) {
-	k, m := matchStart(l.text)
-	if k >= 0 && timed && l.ts == "" && !rules[k].untimed {
-		return -1, nil
-	}
-	return k, m
+	return matchStart(l.text)
 }
 
 // kernelStartAt is kernelStart for lines[i] with a look at the next line. Without
@@ -162,7 +168,7 @@ func kernelStartAt(lines []line, i int, timed bool) (int, []string) {
 		return -1, nil
 	}
 	k, m := kernelStart(lines[i], timed)
-	if k < 0 && (!timed || lines[i].ts != "") {
+	if k < 0 {
 		lines[i].rule = 1 // matches no rule, whatever comes next
 	}
 	if k < 0 || lines[i].ts != "" {
@@ -170,9 +176,12 @@ func kernelStartAt(lines []line, i int, timed bool) (int, []string) {
 	}
 	// Sanitizers print a paragraph (access, task, blank line) before the first line only a
 	// kernel prints: look a few non-empty lines on.
+	// In a console with timestamps, an untimed report goes on untimed (the kernel's
+	// console lost its prefixes); a timestamped line after a user-space "WARNING:" does
+	// not make it the kernel's.
 	seen := 0
 	for j := i + 1; j < len(lines) && seen < 6; j++ {
-		if strings.TrimSpace(lines[j].text) == "" {
+		if strings.TrimSpace(lines[j].text) == "" || timed && lines[j].ts != "" {
 			continue
 		}
 		seen++
@@ -722,6 +731,7 @@ var (
 // report's start.
 func titleLines(lines []line, i int, ru *rule, timed bool, nested, last int) []line {
 	caller := lines[i].caller
+	own := lines[i].ts != "" // an untimed start (a console without timestamps) keeps untimed lines
 	out := []line{lines[i]}
 	cpus, skip := false, false
 	for j := i + 1; j < len(lines); j++ {
@@ -730,7 +740,7 @@ func titleLines(lines []line, i int, ru *rule, timed bool, nested, last int) []l
 			break
 		}
 		switch {
-		case timed && l.ts == "":
+		case own && l.ts == "":
 			continue
 		case caller != "" && l.caller != caller && !(cpus && strings.HasPrefix(l.caller, "C")):
 			continue

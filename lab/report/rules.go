@@ -342,7 +342,7 @@ var rules = []rule{
 	// that a driver misused.
 	{start: re(`^WARNING: .*? usb_submit_urb`), typ: Warning, title: "WARNING in %s/usb_submit_urb", from: warnFrom},
 	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s", from: warnFrom},
-	{start: re(`^WARNING: \S+:\d+ at ` + fn + `\+0x`), typ: Warning, title: "WARNING in %s", from: warnFrom},
+	{start: re(`^WARNING: (?:\[.*?\] )?\S+:\d+ at (?:` + fn + `\+0x|0x)`), typ: Warning, title: "WARNING in %s", from: warnFrom},
 	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+$`), typ: Warning, title: "WARNING in %s", from: warnFrom},
 
 	// Other BUG:s.
@@ -369,6 +369,11 @@ var rules = []rule{
 	{start: re(`^BUG: Bad rss-counter state`), typ: Bug, title: "BUG: Bad rss-counter state", noFrames: true},
 	{start: re(`^BUG: non-zero (nr_ptes|nr_pmds) on freeing mm`), typ: Bug, title: "BUG: non-zero $1 on freeing mm", noFrames: true},
 	{start: re(`^BUG: Dentry .* still in use`), typ: Bug, title: "BUG: Dentry still in use in %s"},
+	// Hashed pointers ("(ptrval)") leave the register's name out, as syzbot does.
+	{start: re(`^WARNING: kernel stack regs at .*\(ptrval\) in \S* has bad '[^']+' value`), typ: Warning,
+		title: "WARNING: kernel stack regs has bad value", noFrames: true},
+	{start: re(`^WARNING: kernel stack frame pointer at .*\(ptrval\) in \S* has bad value`), typ: Warning,
+		title: "WARNING: kernel stack regs has bad value", noFrames: true},
 	{start: re(`^WARNING: kernel stack regs at [0-9a-f]+ in \S* has bad '([^']+)' value`), typ: Warning,
 		title: "WARNING: kernel stack regs has bad '$1' value", noFrames: true},
 	{start: re(`^WARNING: kernel stack frame pointer at [0-9a-f]+ in \S* has bad value`), typ: Warning,
@@ -376,9 +381,9 @@ var rules = []rule{
 
 	// Lockups, stalls, hangs.
 	{start: re(`^(?:NMI watchdog: |watchdog: )?Watchdog detected hard LOCKUP`), typ: HardLockup, title: "watchdog: hard lockup in %s", stall: true},
-	{start: re(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall`), typ: RCUStall,
+	{start: re(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh|tasks) (?:self-)?detected(?: expedited)? stall`), typ: RCUStall,
 		title: "INFO: rcu detected stall in %s", alt: []string{"stall in %s"}, stall: true, skip: re(`apic_timer_interrupt|rcu`), from: stallFrom},
-	{start: re(`^INFO: task .+ blocked for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s",
+	{start: re(`^INFO: task .+ blocked (?:in I/O wait )?for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s",
 		alt: []string{"hang in %s"}, hang: true, from: traceOnly},
 	{start: re(`^INFO: task .* can't die for more than .* seconds`), typ: HungTask, title: "INFO: task can't die in %s",
 		alt: []string{"hang in %s"}, skip: re(`schedule`), from: traceOnly},
