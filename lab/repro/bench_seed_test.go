@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,9 +97,14 @@ func cachedSeedKernel(t testing.TB, arch qemu.Arch) *kbuild.Result {
 	return best
 }
 
-// seedRuns is how many trials each mode gets per benchmark iteration: the figures
-// are medians over at least five runs.
-const seedRuns = 5
+// seedRuns is how many trials each mode gets per benchmark iteration: medians over at least
+// five; REPROLAB_SEED_RUNS=N asks for more, for a tighter rate interval.
+func seedRuns() int {
+	if n, err := strconv.Atoi(os.Getenv("REPROLAB_SEED_RUNS")); err == nil && n >= 5 {
+		return n
+	}
+	return 5
+}
 
 // seedTrial is one trial's figures.
 type seedTrial struct {
@@ -136,7 +142,7 @@ func BenchmarkSeed(b *testing.B) {
 				var trials []seedTrial
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					for j := 0; j < seedRuns; j++ {
+					for j := 0; j < seedRuns(); j++ {
 						cfg.ResultsDir = b.TempDir()
 						res, err := Run(context.Background(), cfg)
 						if err != nil {
