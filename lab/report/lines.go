@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"strings"
 )
 
 // line is one console line with the printk prefixes removed. Offsets are into the log
@@ -136,7 +137,7 @@ func embeddedTimestamp(b []byte) int {
 			return -1
 		}
 		end += i
-		if end-i < 24 && end+1 < len(b) && b[end+1] == ' ' {
+		if end-i < 24 && end+1 < len(b) && (b[end+1] == ' ' || b[end+1] == '[') {
 			inner := bytes.TrimLeft(b[i+1:end], " ")
 			if dot := bytes.IndexByte(inner, '.'); dot > 0 && allDigits(inner[:dot]) && allDigits(inner[dot+1:]) {
 				return i
@@ -144,4 +145,45 @@ func embeddedTimestamp(b []byte) int {
 		}
 		from = i + 1
 	}
+}
+
+// embeddedKernelText returns the text after a printk timestamp (and caller id) inside
+// t, without allocating: it runs on console lines that hold a '['.
+func embeddedKernelText(t string) (string, bool) {
+	for from := 1; from < len(t); {
+		i := strings.IndexByte(t[from:], '[')
+		if i < 0 {
+			return "", false
+		}
+		i += from
+		end := strings.IndexByte(t[i:], ']')
+		if end < 0 {
+			return "", false
+		}
+		end += i
+		inner := strings.TrimLeft(t[i+1:end], " ")
+		if dot := strings.IndexByte(inner, '.'); end-i < 24 && dot > 0 && allDigitsS(inner[:dot]) && allDigitsS(inner[dot+1:]) {
+			rest := t[end+1:]
+			if strings.HasPrefix(rest, "[") {
+				if e := strings.IndexByte(rest, ']'); e > 0 && e < 16 {
+					c := strings.TrimLeft(rest[1:e], " ")
+					if len(c) > 1 && (c[0] == 'T' || c[0] == 'C') && allDigitsS(c[1:]) {
+						rest = rest[e+1:]
+					}
+				}
+			}
+			return strings.TrimPrefix(rest, " "), true
+		}
+		from = i + 1
+	}
+	return "", false
+}
+
+func allDigitsS(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return len(s) > 0
 }

@@ -26,7 +26,18 @@ func matchStart(text string) (int, []string) {
 			return k, m
 		}
 	}
-	return matchStart1(t)
+	if k, m := matchStart1(t); k >= 0 {
+		return k, m
+	}
+	// A kernel line run into the end of another kernel line ("...allocation failure:
+	// 34359738352 bytes[   76.471107] BUG: unable to handle ..."): the report starts at
+	// the inner timestamp.
+	if strings.IndexByte(t, '[') > 0 {
+		if inner, ok := embeddedKernelText(t); ok {
+			return matchStart1(inner)
+		}
+	}
+	return -1, nil
 }
 
 func matchStart1(t string) (int, []string) {
@@ -944,8 +955,13 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 	for _, a := range ru.alt {
 		r.AltTitles = append(r.AltTitles, titleOf(a, m, access, fn))
 	}
+	// The corrupted-title check looks at the title as printed, before its numbers go.
 	if strings.Contains(r.Title, "[") && timestampInTitleRe.MatchString(r.Title) && !r.Corrupted {
 		r.Corrupted, r.CorruptedReason = true, "interleaved: a printk timestamp inside the title"
+	}
+	r.Title = stableTitle(r.Title)
+	for i, a := range r.AltTitles {
+		r.AltTitles[i] = stableTitle(a)
 	}
 	r.sigTitle = r.Title
 	if ru.sigTitle != "" {
@@ -1031,6 +1047,53 @@ var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from 
 // stackHeader: a line that begins a new stack in a report.
 func stackHeader(t string) bool {
 	return traceStart(t) || strings.HasPrefix(t, "Backtrace:") || t != "" && strings.IndexByte("AFafLS", t[0]) >= 0 && allocTraceRe.MatchString(t)
+}
+
+// titleNumbers make a title the same across runs, as syzbot's are: a PID, address,
+// IP address, line number, offset, CPU number or other number printed in the text a
+// title quotes becomes a placeholder; applied in order.
+var titleNumbers = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{re(`syz-executor\.?[0-9]+(?:[/:][0-9]+)?`), "syz-executor"},
+	{re(`syzkaller[0-9]+(?:[/:][0-9]+)?`), "syzkaller"},
+	{re(`([^a-zA-Z0-9])(?:0x)?[0-9a-f]{6,}`), "${1}ADDR"},
+	{re(`[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}`), "IP"},
+	{re(`(\.\w+)(?::[0-9]+)+`), "${1}:LINE"},
+	{re(`([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+`), "${1}"},
+	{re(`CPU#[0-9]+`), "CPU"},
+	{re(`(\W)(\d+)(\W|$)`), "${1}NUM${3}"},
+	{re(`(\W)(\d+)(\W|$)`), "${1}NUM${3}"}, // again: "0,1,2" overlaps
+	{re(`\d{7,}`), "NUM"},
+}
+
+// stableTitle replaces the numbers, drops control bytes, squeezes blanks and caps the
+// length at 120 (a title from interleaved lines can be very long).
+func stableTitle(t string) string {
+	if strings.IndexFunc(t, func(r rune) bool { return r >= '0' && r <= '9' || r < 0x20 || r >= 0x7f || r == '\t' }) < 0 {
+		return t
+	}
+	for _, n := range titleNumbers {
+		t = n.re.ReplaceAllString(t, n.with)
+	}
+	b := make([]byte, 0, len(t))
+	prev := byte(' ')
+	for i := 0; i < len(t) && i < 120; i++ {
+		c := t[i]
+		switch {
+		case c == '\t':
+			c = ' '
+		case c < 0x20 || c >= 0x7f:
+			continue
+		}
+		if c == ' ' && prev == ' ' {
+			continue
+		}
+		b = append(b, c)
+		prev = c
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // hardwareArch: QEMU's machine names in "Hardware name:" lines.

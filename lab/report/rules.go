@@ -270,7 +270,7 @@ var rules = []rule{
 		typ: PagingRequest, title: "BUG: unable to handle kernel paging request in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
 	{start: re(`^Unable to handle kernel access to user memory`), typ: PagingRequest,
 		title: "BUG: unable to handle kernel access to user memory in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
-	{start: re(`^(?:Oops: )?general protection fault`), typ: GPF, title: "general protection fault in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
+	{start: re(`^(?:Oops: )?(?:segment-related )?general protection fault`), typ: GPF, title: "general protection fault in %s", alt: []string{"bad-access in %s"}, from: pcTrace},
 	{start: re(`^(?:Oops: )?stack segment: `), typ: GPF, title: "stack segment fault in %s", from: pcTrace},
 	{start: re(`^PANIC: double fault`), typ: GPF, title: "PANIC: double fault in %s", from: pcOnly},
 	{start: re(`^(?:Oops: )?(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s", from: pcOnly},
@@ -420,6 +420,14 @@ var rules = []rule{
 	// The fault line printed in two parts and the second lost.
 	{start: re(`^BUG: (?:unable|Unable) to handle kernel\s*$`), typ: Oops, title: "BUG: unable to handle kernel", noFrames: true,
 		corrupted: "truncated: the fault's description is cut off"},
+	// Old KASAN's object history without its header; an "INFO:" cut off after the tag.
+	{start: re(`^INFO: (Freed|Allocated) in (.*)`), typ: KASAN, title: "INFO: $1 in $2", noFrames: true,
+		corrupted: "truncated: an old KASAN report's object history without its header"},
+	{start: re(`^INFO:\s*$`), typ: Unknown, title: "INFO: corrupted", noFrames: true, corrupted: "truncated: an INFO: line cut off"},
+	{start: re(`^VFS: Close: file count is 0`), typ: Bug, title: "VFS: Close: file count is zero (use-after-free)", noFrames: true},
+	{start: re(`^VFS: Busy inodes after unmount`), typ: Bug, title: "VFS: Busy inodes after unmount (use-after-free)", noFrames: true},
+	// Any other WARNING: the kernel prints is named by its line, as syzbot does.
+	{start: re(`^WARNING: (.+)`), typ: Warning, title: "WARNING: $1", noFrames: true},
 	// Any other BUG: is a bug; syzbot names it by its line as printed.
 	{start: re(`^BUG: (.+)`), typ: Bug, title: "BUG: $1", noFrames: true},
 
@@ -433,11 +441,11 @@ var rules = []rule{
 // are rejected with a few Contains calls before any regexp runs.
 var quick = []string{"BUG", "Unable to handle", "general protection", "corruption", "WARNING: ",
 	"LOCKUP", "INFO: ", "error: ", "opcode: ", "Internal error", "Kernel panic", "UBSAN: ",
-	"unreferenced object", "usercopy: ", "unregister_netdevice", "stack segment", "PANIC: ",
+	"unreferenced object", "usercopy: ", "VFS: ", "unregister_netdevice", "stack segment", "PANIC: ",
 	"Unhandled fault", "Alignment trap", "Booting the kernel", "unsafe lock order", "Linux version"}
 
 // ignoreRe matches kernel lines that look like a start but report nothing.
-var ignoreRe = re(`^(?:WARNING: (?:/etc/ssh/moduli|workqueue cpumask|[Tt]he mand mount option|Unprivileged eBPF|See https|kernel not compiled with CPU_SRSO|fbcon: Driver)|INFO: (?:lockdep is turned off|Stall ended before state dump start|NMI handler|recovery required on readonly filesystem|sys_.* is not present|no syscalls can create resource)|BUG: no syscalls can create resource)`)
+var ignoreRe = re(`^(?:(?i:WARNING: .* uses (?:deprecated v2 capabilities|wireless extensions))|WARNING: (?:/etc/ssh/moduli|workqueue cpumask|[Tt]he mand mount option|Unprivileged eBPF|See https|kernel not compiled with CPU_SRSO|fbcon: Driver)|INFO: (?:lockdep is turned off|Stall ended before state dump start|NMI handler|recovery required on readonly filesystem|sys_.* is not present|no syscalls can create resource)|BUG: no syscalls can create resource)`)
 
 // titleOf fills in a rule's title format.
 func titleOf(format string, m []string, access, fn string) string {
