@@ -845,6 +845,8 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 				idx, name = stallPick(fs, ru)
 			case ru.hang:
 				idx, name = hangFrame(fs, ru)
+			case f.noSkip:
+				idx = 0
 			default:
 				idx = guilty(fs, ru)
 			}
@@ -996,6 +998,19 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 			return nil, false
 		}
 		i++
+	}
+	for n := 0; f.funcs != nil && n < f.nfuncs; n++ {
+		for i < len(ls) && !f.funcs.MatchString(ls[i].text) {
+			i++
+		}
+		if i == len(ls) {
+			return fs, len(fs) > 0
+		}
+		fs = append(fs, Frame{Func: strings.Clone(f.funcs.FindStringSubmatch(ls[i].text)[1])})
+		i++
+	}
+	if f.only {
+		return fs, len(fs) > 0
 	}
 	if f.pc {
 		for i < len(ls) && !pcRe.MatchString(ls[i].text) {

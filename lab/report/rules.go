@@ -70,6 +70,12 @@ type rule struct {
 // was last allocated.
 type stackFrom struct {
 	at *regexp.Regexp
+	// funcs: then the next nfuncs lines matching funcs each give a frame (submatch 1):
+	// lockdep's "at: FUNC" lines. only: no trace after them. noSkip: the first of them
+	// names the report whatever it is.
+	funcs        *regexp.Regexp
+	nfuncs       int
+	only, noSkip bool
 	// line: the start line's function (the rule's lineFunc) is the first frame.
 	line      bool
 	pc, trace bool
@@ -238,6 +244,18 @@ func re(s string) *regexp.Regexp { return regexp.MustCompile(s) }
 // 1 at lib/refcount.c:25 FUNC", 3.x's "WARNING: at lib/...", 6.18's "WARNING: lib/... at".
 func warnAt(file string) *regexp.Regexp { return re(`^WARNING:(?:.*? at)? ` + file) }
 
+// lockAtFuncRe is lockdep's "at: FUNC+0x" with an optional 4.x address; pcFuncRe a
+// 4.x "[<addr>] FUNC+0x" line.
+var (
+	lockAtFuncRe = re(`at:(?: \[<?(?:0x)?[0-9a-f]+>?\])? +([A-Za-z0-9_]+)[.+]`)
+	pcFuncRe     = re(`\[<?(?:0x)?[0-9a-f]+>?\] +([A-Za-z0-9_]+)[.+]`)
+)
+
+// lockTaken: the lock named after the line saying what the task did with it.
+func lockTaken(what string) []stackFrom {
+	return []stackFrom{{at: re(regexp.QuoteMeta(what)), funcs: lockAtFuncRe, nfuncs: 1, only: true, noSkip: true}}
+}
+
 // lockAtRe is lockdep's "(&lock){+.+.}-{3:3}, at: FUNC+0x.." / 4.x "at: [<addr>] FUNC+0x".
 var lockAtRe = re(`, at: (?:\[<[0-9a-f]+>\] )?` + fn + `\+0x`)
 
@@ -295,26 +313,37 @@ var rules = []rule{
 	{start: re(`^kernel BUG at `), typ: Bug, title: "kernel BUG in %s", skip: re(`^skb_`), from: pcTrace},
 	{start: re(`^BUG kmalloc-.*: Object already free`), typ: Bug, title: "BUG: Object already free", noFrames: true},
 
-	// Lockdep. 4.x and older print "[ INFO: ... ]" banners for the same reports.
-	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )possible circular locking dependency detected`), typ: Lockdep,
-		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true,
-		skip: re(`process_one_work|flush_workqueue|drain_workqueue|destroy_workqueue`)},
+	// Lockdep. 4.x and older print "[ INFO: ... ]" banners for the same reports, and
+	// syzbot names those after the lock being taken, as printed, with nothing skipped.
+	{start: re(`^WARNING: possible circular locking dependency detected`), typ: Lockdep,
+		title: "possible deadlock in %s", longHeader: true,
+		skip: re(`process_one_work|flush_workqueue|drain_workqueue|destroy_workqueue`),
+		from: []stackFrom{{funcs: lockAtFuncRe, nfuncs: 2}}},
+	{start: re(`^(?:\[ )?INFO: possible circular locking dependency detected`), typ: Lockdep,
+		title: "possible deadlock in %s", longHeader: true, from: lockTaken("is trying to acquire lock")},
 	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )possible recursive locking detected`), typ: Lockdep,
-		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true},
+		title: "possible deadlock in %s", longHeader: true, from: lockTaken("is trying to acquire lock")},
 	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )possible irq lock inversion dependency detected`), typ: Lockdep,
-		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true},
-	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )?\S+-safe -> \S+-unsafe lock order detected`), typ: Lockdep,
-		title: "possible deadlock in %s", funcRe: lockAtRe, longHeader: true},
-	{start: re(`^(?:WARNING: |\[ INFO: |INFO: )inconsistent lock state`), typ: Lockdep,
+		title: "possible deadlock in %s", longHeader: true, from: lockTaken("just changed the state of lock")},
+	{start: re(`^WARNING: \S+-safe -> \S+-unsafe lock order detected`), typ: Lockdep,
+		title: "possible deadlock in %s", longHeader: true, from: []stackFrom{{at: re(`which became .* at:`)}}},
+	{start: re(`^(?:\[ INFO: |INFO: )?\S+-safe -> \S+-unsafe lock order detected`), typ: Lockdep,
+		title: "possible deadlock in %s", longHeader: true, from: lockTaken("is trying to acquire")},
+	{start: re(`^WARNING: inconsistent lock state`), typ: Lockdep,
 		title: "inconsistent lock state in %s", longHeader: true, from: traceOnly},
+	{start: re(`^(?:\[ INFO: |INFO: )inconsistent lock state`), typ: Lockdep,
+		title: "inconsistent lock state in %s", longHeader: true, from: lockTaken("takes")},
 	{start: re(`^(WARNING|BUG): bad unlock balance detected!`), typ: Lockdep, title: "$1: bad unlock balance in %s",
-		funcRe: re(`^\[<[0-9a-f]+>\] ` + fn + `\+0x`), longHeader: true},
-	{start: re(`^(WARNING|BUG): held lock freed!`), typ: Lockdep, title: "$1: held lock freed in %s",
-		funcRe: lockAtRe, longHeader: true},
+		longHeader: true, from: []stackFrom{{funcs: pcFuncRe, nfuncs: 1, trace: true}}},
+	{start: re(`^WARNING: held lock freed!`), typ: Lockdep, title: "WARNING: held lock freed in %s",
+		longHeader: true, from: []stackFrom{{funcs: lockAtFuncRe, nfuncs: 1, only: true, noSkip: true}}},
+	{start: re(`^BUG: held lock freed!`), typ: Lockdep, title: "BUG: held lock freed in %s",
+		longHeader: true, from: []stackFrom{{funcs: pcFuncRe, nfuncs: 1, only: true, noSkip: true}}},
 	{start: re(`^(WARNING|BUG): .*still has locks held!`), typ: Lockdep, title: "$1: still has locks held in %s",
-		funcRe: lockAtRe, longHeader: true},
+		longHeader: true, from: []stackFrom{{funcs: lockAtFuncRe, nfuncs: 1, only: true, noSkip: true}}},
 	{start: re(`^(WARNING|BUG): lock held when returning to user space`), typ: Lockdep,
-		title: "$1: lock held when returning to user space in %s", funcRe: lockAtRe, longHeader: true, noFrames: true},
+		title: "$1: lock held when returning to user space in %s", longHeader: true, noFrames: true,
+		from: lockTaken("leaving the kernel with locks still held")},
 	{start: re(`^WARNING: Nested lock was not taken`), typ: Lockdep, title: "WARNING: nested lock was not taken in %s", longHeader: true},
 	{start: re(`^(?:\[ )?(WARNING|INFO): suspicious RCU usage`), typ: Lockdep, title: "$1: suspicious RCU usage in %s",
 		skip: re(`rcu|kmem|slab`), longHeader: true, from: traceOnly},
@@ -325,16 +354,16 @@ var rules = []rule{
 
 	// WARN()s whose file says what they are.
 	{start: warnAt(`lib/debugobjects\.c`), typ: Warning, title: "WARNING: ODEBUG bug in %s",
-		skip: re(`debug_|rcu|hrtimer_|timer_|work_|percpu_|vunmap|vfree|__free_|kobject_`)},
-	{start: warnAt(`mm/usercopy\.c`), typ: Usercopy, title: "WARNING: bad usercopy in %s", skip: re(`usercopy|__check`)},
-	{start: warnAt(`lib/kobject\.c`), typ: Warning, title: "WARNING: kobject bug in %s", skip: re(`kobject_`)},
-	{start: warnAt(`fs/proc/generic\.c`), typ: Warning, title: "WARNING: proc registration bug in %s", skip: re(`proc_`)},
-	{start: warnAt(`lib/refcount\.c`), typ: Refcount, title: "WARNING: refcount bug in %s", skip: re(`refcount|kobject_`)},
+		skip: re(`debug_|rcu|hrtimer_|timer_|work_|percpu_|vunmap|vfree|__free_|kobject_`), from: warnFrom},
+	{start: warnAt(`mm/usercopy\.c`), typ: Usercopy, title: "WARNING: bad usercopy in %s", skip: re(`usercopy|__check`), from: warnFrom},
+	{start: warnAt(`lib/kobject\.c`), typ: Warning, title: "WARNING: kobject bug in %s", skip: re(`kobject_`), from: warnFrom},
+	{start: warnAt(`fs/proc/generic\.c`), typ: Warning, title: "WARNING: proc registration bug in %s", skip: re(`proc_`), from: warnFrom},
+	{start: warnAt(`lib/refcount\.c`), typ: Refcount, title: "WARNING: refcount bug in %s", skip: re(`refcount|kobject_`), from: warnFrom},
 	{start: warnAt(`kernel/locking/lockdep\.c.*lock_`), typ: Lockdep, title: "WARNING: locking bug in %s",
-		skip: re(`lock_sock|release_sock`)},
-	{start: warnAt(`mm/vmalloc\.c:\d+ __vmalloc_node`), typ: Warning, title: "WARNING: zero-size vmalloc in %s"},
+		skip: re(`lock_sock|release_sock`), from: warnFrom},
+	{start: warnAt(`mm/vmalloc\.c:\d+ __vmalloc_node`), typ: Warning, title: "WARNING: zero-size vmalloc in %s", from: warnFrom},
 	{start: warnAt(`mm/\S+\.c:\d+ \S*k?.?malloc`), typ: Warning, title: "WARNING: kmalloc bug in %s",
-		skip: re(`kmalloc|krealloc|slab|kmem`)},
+		skip: re(`kmalloc|krealloc|slab|kmem`), from: warnFrom},
 	// 6.18's "WARNING: file:line at FUNC+0x.., CPU#0: comm/pid", 3.x–6.x's
 	// "WARNING: CPU: 0 PID: 1 at file:line FUNC+0x..", 3.x's "WARNING: at file:line FUNC()".
 	// The function comes from the stack (the RIP/pc line first), not the start line: the

@@ -92,7 +92,7 @@ func TestRuleLines(t *testing.T) {
 		{"WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", "possible deadlock in %s"},
 		{"WARNING: inconsistent lock state", "inconsistent lock state in %s"},
 		{"WARNING: bad unlock balance detected!", "$1: bad unlock balance in %s"},
-		{"WARNING: held lock freed!", "$1: held lock freed in %s"},
+		{"WARNING: held lock freed!", "WARNING: held lock freed in %s"},
 		{"WARNING: suspicious RCU usage", "$1: suspicious RCU usage in %s"},
 		{"INFO: trying to register non-static key.", "INFO: trying to register non-static key in %s"},
 		{"WARNING: CPU: 0 PID: 95 at lib/debugobjects.c:505 debug_print_object+0x8d/0xb0", "WARNING: ODEBUG bug in %s"},
