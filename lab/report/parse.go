@@ -745,9 +745,11 @@ func titleLines(lines []line, i int, ru *rule, timed bool, nested, last int) []l
 	own := lines[i].ts != "" // an untimed start (a console without timestamps) keeps untimed lines
 	out := []line{lines[i]}
 	cpus, skip := false, false
-	for j := i + 1; j < len(lines); j++ {
+	for j := i + 1; j < len(lines) && j-i < maxTitleScan && len(out) < maxTitleLines; j++ {
 		l := lines[j]
-		if k, _ := kernelStartAt(lines, j, timed); k >= 0 && !continuesTitle(&rules[k]) && !continues(ru, &rules[k], j-i) && (nested < 0 || j > last) {
+		// With printk caller ids the context's lines go on through other reports:
+		// theirs are filtered out below.
+		if k, _ := kernelStartAt(lines, j, timed); k >= 0 && caller == "" && !continuesTitle(&rules[k]) && !continues(ru, &rules[k], j-i) && (nested < 0 || j > last) {
 			break
 		}
 		switch {
@@ -768,6 +770,14 @@ func titleLines(lines []line, i int, ru *rule, timed bool, nested, last int) []l
 	}
 	return out
 }
+
+// maxTitleScan and maxTitleLines bound the text a title is read from, so a console of
+// many reports is parsed in linear time; a stack is never that far from its report's
+// start.
+const (
+	maxTitleScan  = 20000
+	maxTitleLines = 2000
+)
 
 // continuesTitle: a start line that goes on with the report before it for its title.
 func continuesTitle(ru *rule) bool {
@@ -1059,10 +1069,13 @@ var looseFrameRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] ){0,2}([A-Za
 // armFromRe: 32-bit arm's "[<8010e300>] (show_stack) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)".
 var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from `)
 
-// stackHeader: a line that begins a new stack in a report.
+// stackHeader: a line that begins a new stack in a report (KFENCE's access line does
+// not: its stack follows it).
 func stackHeader(t string) bool {
-	return traceStart(t) || strings.HasPrefix(t, "Backtrace:") || t != "" && strings.IndexByte("AFafLS", t[0]) >= 0 && allocTraceRe.MatchString(t)
+	return t != "" && strings.IndexByte("CABFUb", t[0]) >= 0 && stackHeaderRe.MatchString(t)
 }
+
+var stackHeaderRe = regexp.MustCompile(`^(?:Call [Tt]race|Allocated:|Allocated by task \d+:|Freed:|Freed by task \d+:|backtrace(?: \(crc [0-9a-f]*\))?:|Backtrace:|Uninit was stored to memory at)`)
 
 // titleNumbers make a title the same across runs, as syzbot's are: a PID, address,
 // IP address, line number, offset, CPU number or other number printed in the text a
