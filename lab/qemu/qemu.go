@@ -176,6 +176,9 @@ func Args(cfg Config, accel Accel) []string {
 		"-action", "panic=pause",
 	}
 	args = append(args, cfg.Arch.machineArgs(accel)...)
+	if fw := Firmware(cfg); fw != "" {
+		args = append(args, "-bios", fw)
+	}
 	args = append(args,
 		"-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		// mux=on only so that "C-a b" on stdin sends a break: the serial magic sysrq that

@@ -67,7 +67,10 @@ type snapshotMeta struct {
 func (r *run) snapshotKey(base string) string {
 	h := sha256.New()
 	spec := r.cfg.Repro
-	parts := []any{snapshotVersion, r.cfg.Arch, r.res.KernelSHA, r.cfg.ModulesDir, r.cmdline(), spec.Guest, spec.Disks, base, r.cfg.Accel}
+	// The firmware's ROM is part of the saved RAM: a state saved under SeaBIOS does not
+	// load into a QEMU started with qboot.
+	fw := qemu.Firmware(qemu.Config{Arch: r.cfg.Arch, Binary: r.cfg.QEMUBinary, Kernel: r.cfg.Kernel})
+	parts := []any{snapshotVersion, r.cfg.Arch, r.res.KernelSHA, r.cfg.ModulesDir, r.cmdline(), spec.Guest, spec.Disks, base, r.cfg.Accel, fw}
 	for _, s := range spec.Setup {
 		parts = append(parts, s.Command())
 	}
