@@ -3,22 +3,16 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// modulesList names the kernel modules to load, one path per line, in dependency order.
-const modulesList = "/etc/reprolab/modules"
 
 // runInit is PID 1. It must never return: the kernel panics when init exits.
 func runInit() {
@@ -37,13 +31,12 @@ func runInit() {
 	}
 	_ = unix.Sethostname([]byte("reprolab"))
 	seedEntropy(randomSeed)
-	mstart := time.Now()
-	n, failed, slowest, slowestTime := loadModules(modulesList)
-	if n+failed > 0 {
-		logf("init: loaded %d modules (%d failed) in %v, slowest %s %v", n, failed,
-			time.Since(mstart).Round(time.Millisecond), filepath.Base(slowest), slowestTime.Round(time.Millisecond))
-	}
-	logf("init: done in %v", time.Since(start).Round(time.Millisecond))
+	// The server starts at once and finds its port as soon as the transport modules are
+	// in; the rest load behind it (modules.go).
+	go func() {
+		loadModules(modulesList)
+		logf("init: done in %v", time.Since(start).Round(time.Millisecond))
+	}()
 	supervise()
 }
 
@@ -95,59 +88,6 @@ func seedEntropy(path string) {
 		return
 	}
 	_ = os.Remove(path) // a seed is used once
-}
-
-// loadModules loads every module listed in path. A module already present (built in, or
-// loaded as a dependency) is fine; anything else is reported loudly but does not stop the
-// boot, so the host can still connect and see what is missing.
-func loadModules(path string) (loaded, failed int, slowest string, slowestTime time.Duration) {
-	f, err := os.Open(path)
-	if err != nil {
-		if !os.IsNotExist(err) {
-			logErr("init: %v", err)
-		}
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		p := strings.TrimSpace(sc.Text())
-		if p == "" || strings.HasPrefix(p, "#") {
-			continue
-		}
-		t := time.Now()
-		err := loadModule(p)
-		if d := time.Since(t); d > slowestTime {
-			slowest, slowestTime = p, d
-		}
-		if err != nil {
-			failed++
-			logErr("init: MODULE LOAD FAILED: %s: %v", p, err)
-			continue
-		}
-		loaded++
-	}
-	return loaded, failed, slowest, slowestTime
-}
-
-func loadModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	err = unix.FinitModule(int(f.Fd()), "", 0)
-	if errors.Is(err, unix.ENOSYS) {
-		// Kernels before 3.8 have only init_module.
-		var b []byte
-		if b, err = os.ReadFile(path); err == nil {
-			err = unix.InitModule(b, "")
-		}
-	}
-	if errors.Is(err, unix.EEXIST) {
-		return nil
-	}
-	return err
 }
 
 // supervise starts the SSH server as a child and then only reaps: orphans reparent to PID 1,

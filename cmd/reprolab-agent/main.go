@@ -13,9 +13,12 @@
 //	reprolab-agent loop [-n N] [-d DURATION] <command>
 //	reprolab-agent resolve serial:NAME
 //	reprolab-agent info
+//	reprolab-agent modules
 //
 // PID 1 only mounts, loads modules, reaps and restarts the server: if it ran commands itself,
-// its reaping of orphans would race the command runner for exit statuses.
+// its reaping of orphans would race the command runner for exit statuses. The server starts
+// before the modules are in: it answers once its virtio-serial port exists, and the
+// commands it runs wait for the rest (modules.go).
 package main
 
 import (
@@ -52,6 +55,8 @@ func main() {
 		err = cmdResolve(args[1:])
 	case "info":
 		err = cmdInfo()
+	case "modules":
+		err = cmdModules(args[1:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -75,6 +80,7 @@ func usage() {
   reseed < seed [authorized_keys line]       after a snapshot restore: new randomness and a new client key
   resolve serial:NAME                        print the /dev node of the virtio disk with that serial
   info                                       kernel version, swaps and mounts
+  modules                                    wait until /init has loaded every module; print what it did
   serve                                      the SSH server (started by /init)
 `)
 }

@@ -96,12 +96,14 @@ func (m *portMux) readLoop(conns chan<- *vconn) error {
 			if err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read %s: %w", m.f.Name(), err)
 			}
-			// End of file: no host is connected right now.
+			// End of file: no host is connected right now. Poll briefly: at boot the
+			// host's Hello is already waiting in QEMU, and every millisecond here is one
+			// the boot waits.
 			if cur != nil {
 				cur.closeRead()
 				cur = nil
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		data := buf[:n]
@@ -264,7 +266,8 @@ func findPort(name string) (string, error) {
 			logErr("serve: still no virtio-serial port named %s (is virtio_console loaded and QEMU given -device virtserialport,name=%s?)", name, name)
 			warned = true
 		}
-		time.Sleep(50 * time.Millisecond)
+		// The port appears the moment virtio_console has probed it; a sysfs glob is cheap.
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -274,6 +277,7 @@ func serveConn(c net.Conn, config *ssh.ServerConfig) error {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	logf("serve: SSH session up (%s)", conn.ClientVersion())
+	markSessionUp()
 	// Keepalives (keepalive@openssh.com) need a reply, which DiscardRequests gives.
 	go ssh.DiscardRequests(reqs)
 	for nc := range chans {
@@ -418,6 +422,11 @@ func runShim(args []string) error {
 		return errors.New("usage: exec-shell COMMAND (internal)")
 	}
 	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
+	// The server answers before the late modules are in; no command may see a guest
+	// without its disks or file systems.
+	if _, err := waitModules(modulesWaitLimit); err != nil {
+		fmt.Fprintf(os.Stderr, "reprolab-agent: %v; running the command anyway\n", err)
+	}
 	return syscall.Exec("/bin/sh", []string{"sh", "-c", args[0]}, os.Environ())
 }
 

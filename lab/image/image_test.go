@@ -286,9 +286,7 @@ func TestBuildInitramfs(t *testing.T) {
 			}
 			list := byName["etc/reprolab/modules"]
 			lb, _ := io.ReadAll(io.NewSectionReader(list.ReaderAt, 0, int64(list.FileSize)))
-			if got := strings.Fields(string(lb)); strings.Join(got, " ") != strings.Join(a.Modules, " ") {
-				t.Errorf("etc/reprolab/modules %v != Initramfs.Modules %v", got, a.Modules)
-			}
+			checkModuleList(t, string(lb), a)
 			for _, m := range a.Modules {
 				if _, ok := byName[strings.TrimPrefix(m, "/")]; !ok {
 					t.Errorf("module %s listed but not in the archive", m)
@@ -547,5 +545,56 @@ func TestPrune(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("touched entry removed: %v", err)
+	}
+}
+
+// checkModuleList reads etc/reprolab/modules back: the modules in load order, each after its
+// dependencies; the early ones are the agent's transport (virtio_pci, virtio_console) and
+// everything they need, nothing else.
+func checkModuleList(t *testing.T, list string, a *Initramfs) {
+	t.Helper()
+	var order, early []string
+	seen, isEarly := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(list), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || (f[0] != "early" && f[0] != "late") {
+			t.Errorf("modules line %q: want early|late PATH [DEP...]", l)
+			continue
+		}
+		for _, d := range f[2:] {
+			if !seen[d] {
+				t.Errorf("%s listed before its dependency %s", f[1], d)
+			}
+			if f[0] == "early" && !isEarly[d] {
+				t.Errorf("early %s needs %s, which is not early", f[1], d)
+			}
+		}
+		seen[f[1]] = true
+		order = append(order, f[1])
+		if f[0] == "early" {
+			early = append(early, f[1])
+			isEarly[f[1]] = true
+		}
+	}
+	if strings.Join(order, " ") != strings.Join(a.Modules, " ") {
+		t.Errorf("etc/reprolab/modules %v != Initramfs.Modules %v", order, a.Modules)
+	}
+	if strings.Join(early, " ") != strings.Join(a.Early, " ") {
+		t.Errorf("early modules %v != Initramfs.Early %v", early, a.Early)
+	}
+	var names []string
+	for _, e := range early {
+		names = append(names, normalize(e))
+	}
+	got := strings.Join(names, " ")
+	for _, want := range TransportModules {
+		if !strings.Contains(" "+got+" ", " "+want+" ") {
+			t.Errorf("early modules %s lack %s", got, want)
+		}
+	}
+	for _, late := range []string{"ext4", "dm_crypt", "virtio_blk"} {
+		if strings.Contains(" "+got+" ", " "+late+" ") {
+			t.Errorf("early modules %s include %s, which only setup needs", got, late)
+		}
 	}
 }

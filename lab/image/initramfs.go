@@ -37,6 +37,7 @@ type Initramfs struct {
 	Path    string        // cached base cpio (newc), content-addressed
 	HostKey ssh.PublicKey // public half of the baked-in host key
 	Modules []string      // module files included (paths inside the initramfs), in load order
+	Early   []string      // those the agent loads before it answers (TransportModules and their dependencies)
 }
 
 // BuildInitramfs assembles the base initramfs for s, or finds it in the cache.
@@ -81,6 +82,7 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 
 	var mods []resolvedModule
 	var version string
+	var early map[string]bool
 	if s.ModulesDir != "" {
 		tree, err := openModuleTree(s.ModulesDir)
 		if err != nil {
@@ -93,6 +95,7 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 		if mods, err = tree.resolve(want); err != nil {
 			return nil, err
 		}
+		early = closure(mods, tree, TransportModules)
 		version = filepath.Base(filepath.Clean(s.ModulesDir))
 	}
 
@@ -112,15 +115,16 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 			files = append(files, file{name: "bin/" + a, link: "busybox"})
 		}
 	}
-	var list strings.Builder
-	var loadOrder []string
+	var loadOrder, earlyOrder []string
 	for _, m := range mods {
 		t := m.target(version)
 		files = append(files, file{name: t, data: m.data, mode: 0o644})
-		list.WriteString("/" + t + "\n")
 		loadOrder = append(loadOrder, "/"+t)
+		if early[m.rel] {
+			earlyOrder = append(earlyOrder, "/"+t)
+		}
 	}
-	files = append(files, file{name: "etc/reprolab/modules", data: []byte(list.String()), mode: 0o644})
+	files = append(files, file{name: "etc/reprolab/modules", data: []byte(moduleList(mods, early, version)), mode: 0o644})
 
 	archive, err := writeCpio(files)
 	if err != nil {
@@ -148,7 +152,7 @@ func BuildInitramfs(ctx context.Context, s InitramfsSpec) (*Initramfs, error) {
 		prune(filepath.Dir(out), staleAfter)
 		prune(filepath.Dir(agentPath), staleAfter)
 	}
-	return &Initramfs{Path: out, HostKey: hostPub, Modules: loadOrder}, nil
+	return &Initramfs{Path: out, HostKey: hostPub, Modules: loadOrder, Early: earlyOrder}, nil
 }
 
 // file is one entry of an archive: a regular file, directory, symlink or device node.

@@ -31,6 +31,12 @@ func DefaultModules(arch string) []string {
 	return m
 }
 
+// TransportModules are what the agent needs to answer the host at all: the virtio PCI
+// transport and the virtio-serial port it serves SSH on. The guest loads these (and their
+// dependencies) first and everything else afterwards, in parallel, while the agent already
+// answers; commands wait until all modules are in (cmd/reprolab-agent).
+var TransportModules = []string{"virtio_pci", "virtio_console"}
+
 // moduleTree indexes a lib/modules/<version> directory.
 type moduleTree struct {
 	dir     string
@@ -206,17 +212,63 @@ func modinfo(ko []byte) (map[string][]string, error) {
 
 // resolvedModule is one module to put in the initramfs.
 type resolvedModule struct {
-	rel  string // path relative to the modules dir, as found (maybe compressed)
-	data []byte // decompressed ELF
+	rel  string   // path relative to the modules dir, as found (maybe compressed)
+	data []byte   // decompressed ELF
+	deps []string // rel of the modules it needs loaded first (hard and soft pre-dependencies)
 }
 
 // target is where the decompressed module lives in the initramfs.
-func (m resolvedModule) target(version string) string {
-	rel := m.rel
+func (m resolvedModule) target(version string) string { return moduleTarget(m.rel, version) }
+
+func moduleTarget(rel, version string) string {
 	for _, ext := range []string{".xz", ".zst", ".gz"} {
 		rel = strings.TrimSuffix(rel, ext)
 	}
 	return path.Join("lib/modules", version, rel)
+}
+
+// moduleList renders etc/reprolab/modules for the agent: one module per line in load order,
+// "early" or "late", its path in the initramfs, then the paths of the modules it needs
+// first. early marks the transport modules and their dependencies (rel paths).
+func moduleList(mods []resolvedModule, early map[string]bool, version string) string {
+	var b strings.Builder
+	for _, m := range mods {
+		phase := "late"
+		if early[m.rel] {
+			phase = "early"
+		}
+		b.WriteString(phase + " /" + m.target(version))
+		for _, d := range m.deps {
+			b.WriteString(" /" + moduleTarget(d, version))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// closure is the set of modules (rel paths) names need, themselves included.
+func closure(mods []resolvedModule, t *moduleTree, names []string) map[string]bool {
+	deps := map[string][]string{}
+	for _, m := range mods {
+		deps[m.rel] = m.deps
+	}
+	out := map[string]bool{}
+	var add func(rel string)
+	add = func(rel string) {
+		if out[rel] {
+			return
+		}
+		out[rel] = true
+		for _, d := range deps[rel] {
+			add(d)
+		}
+	}
+	for _, n := range names {
+		if rel, builtin, err := t.lookup(n); err == nil && !builtin {
+			add(rel)
+		}
+	}
+	return out
 }
 
 // resolve returns the wanted modules and their dependencies in load order (dependencies
@@ -279,7 +331,7 @@ func (t *moduleTree) resolve(want []string) ([]resolvedModule, error) {
 			}
 		}
 		state[rel] = 2
-		out = append(out, resolvedModule{rel: rel, data: data})
+		out = append(out, resolvedModule{rel: rel, data: data, deps: deps})
 		return nil
 	}
 	for _, name := range want {

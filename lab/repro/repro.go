@@ -164,6 +164,9 @@ type run struct {
 	clientPriv ed25519.PrivateKey
 	snap       *snapshotDir
 	bootKernel string // what QEMU was given: the image, or its PVH vmlinux
+	// lateModules: the initramfs has modules the agent loads after it answers, which
+	// setup waits for first (setup.go).
+	lateModules bool
 }
 
 // say prints a notice line (lab/progress: above the run's bar on a terminal, with a
@@ -417,6 +420,7 @@ func (r *run) buildImage(ctx context.Context) (string, ssh.PublicKey, ssh.Signer
 		return "", nil, nil, err
 	}
 	r.clientPriv = priv
+	r.lateModules = len(base.Modules) > len(base.Early)
 	overlay, err := image.RunOverlay(r.scratch, signer.PublicKey())
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("initramfs overlay: %w", err)

@@ -16,6 +16,9 @@ import (
 func (r *run) setup(ctx context.Context) (Outcome, error) {
 	at := time.Now()
 	defer func() { r.res.Timings.SetupSeconds = secs(time.Since(at)) }()
+	if o, err := r.waitModules(ctx); o != "" {
+		return o, err
+	}
 	groups := setupGroups(r.cfg.Repro.Setup)
 	n := len(r.cfg.Repro.Setup)
 	first := 1
@@ -44,6 +47,31 @@ func (r *run) setup(ctx context.Context) (Outcome, error) {
 			return InfraError, fmt.Errorf("setup step %s (%s) exited %d: %s", label, name, code, r.lastGuestOutput())
 		}
 		first += len(g)
+	}
+	return "", nil
+}
+
+// waitModules is setup's step 0 when the guest loads modules after its agent answered
+// (cmd/reprolab-agent/modules.go): it waits until they are all in and prints what loading
+// them did, so their time shows as a step of its own instead of hiding in the first one.
+// Every guest command would wait for them anyway.
+func (r *run) waitModules(ctx context.Context) (Outcome, error) {
+	if !r.lateModules {
+		return "", nil
+	}
+	const name, cmd = "modules (loaded after the agent answered)", "reprolab-agent modules"
+	r.status("setup: waiting for modules")
+	fmt.Fprintf(r.guestLg, "### setup 0: %s\n$ %s\n", name, cmd)
+	t := time.Now()
+	code, o, err := r.guestRun(ctx, cmd, 0)
+	d := time.Since(t)
+	r.res.Timings.Setup = append(r.res.Timings.Setup, Step{Step: name, Seconds: secs(d)})
+	fmt.Fprintf(r.guestLg, "### setup 0: exit %d in %.2fs\n", code, d.Seconds())
+	if o != "" {
+		return o, err
+	}
+	if code != 0 {
+		return InfraError, fmt.Errorf("waiting for the guest's modules exited %d: %s", code, r.lastGuestOutput())
 	}
 	return "", nil
 }
