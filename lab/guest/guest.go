@@ -71,7 +71,7 @@ func DialUnix(ctx context.Context, path string, hostKey ssh.PublicKey, signer ss
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("guest: connect %s: %w (last error: %v)", path, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond): // the socket exists once QEMU has started
 		}
 	}
 	// Waiting for Ready includes the guest's boot, however long ctx allows; only ctx bounds
