@@ -947,7 +947,7 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 	access := "Read"
 	if strings.Contains(ru.title, "$access") {
 		// "Read of size 1 at addr ..." / "Write of size 8 ...": syzbot titles say which.
-		for _, l := range ls {
+		for _, l := range wide {
 			if t := strings.TrimSpace(l.text); strings.HasPrefix(t, "Write of size") || strings.HasPrefix(t, "Write at addr") {
 				access = "Write"
 				break
@@ -961,11 +961,20 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 		}
 	}
 	r.Title = titleOf(ru.title, m, access, fn)
+	if ru.needs != nil && !anyLine(wide, ru.needs) {
+		r.Title = strings.TrimPrefix(strings.TrimSpace(wide[0].text), "BUG: ")
+		r.AltTitles = nil
+		if !r.Corrupted {
+			r.Corrupted, r.CorruptedReason = true, "truncated: the report's text stops before "+ru.needs.String()
+		}
+	}
 	if ru.dropOffsets {
 		r.Title = offsetRe.ReplaceAllString(r.Title, "")
 	}
 	for _, a := range ru.alt {
-		r.AltTitles = append(r.AltTitles, titleOf(a, m, access, fn))
+		if ru.needs == nil || r.AltTitles != nil || anyLine(wide, ru.needs) {
+			r.AltTitles = append(r.AltTitles, titleOf(a, m, access, fn))
+		}
 	}
 	// The corrupted-title check looks at the title as printed, before its numbers go.
 	if strings.Contains(r.Title, "[") && timestampInTitleRe.MatchString(r.Title) && !r.Corrupted {
@@ -1048,6 +1057,11 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 		if stackHeader(t) {
 			break
 		}
+		if strings.Contains(t, "should_fail") && faultInjectionRe.MatchString(t) {
+			// A fault injection's stack printed into the report: what follows cannot
+			// be told apart from the report's own frames.
+			return nil, false
+		}
 		if sm := armFromRe.FindStringSubmatch(t); sm != nil {
 			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
 		} else if sm := looseFrameRe.FindStringSubmatch(inlineMarker(t)); sm != nil {
@@ -1065,6 +1079,19 @@ var pcRe = regexp.MustCompile(`(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:\[<?(
 // looseFrameRe reads a stack line as syzbot does: an optional address or two, then a
 // name followed by "+" (an offset) or "." (a compiler suffix). "? " frames do not match.
 var looseFrameRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] ){0,2}([A-Za-z0-9_]+)[.+]`)
+
+// faultInjectionRe: a frame of the fault injection's stack.
+var faultInjectionRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] )?should_fail(?:slab)?(?:\.[a-z0-9.]+)?\+0x`)
+
+// anyLine: some line of ls matches re.
+func anyLine(ls []line, re *regexp.Regexp) bool {
+	for _, l := range ls {
+		if re.MatchString(l.text) {
+			return true
+		}
+	}
+	return false
+}
 
 // armFromRe: 32-bit arm's "[<8010e300>] (show_stack) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)".
 var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from `)

@@ -36,6 +36,10 @@ type rule struct {
 	// stackFrom); nil means the crashing context's stack (the RIP/pc line, then the
 	// first call trace). When none is found the title says "in corrupted".
 	from []stackFrom
+	// needs: a line the report's text must hold for the title format to apply; without
+	// it the report was cut short, and its title is its start line as printed (without
+	// "BUG: "), as syzbot names it, and it is corrupted.
+	needs *regexp.Regexp
 	// hang: hung tasks are grouped by what they wait on (rtnl_lock, synchronize_rcu).
 	hang bool
 	// noFrames: the report needs no stack of its own; a missing trace is not corrupted.
@@ -244,6 +248,9 @@ func re(s string) *regexp.Regexp { return regexp.MustCompile(s) }
 // 1 at lib/refcount.c:25 FUNC", 3.x's "WARNING: at lib/...", 6.18's "WARNING: lib/... at".
 func warnAt(file string) *regexp.Regexp { return re(`^WARNING:(?:.*? at)? ` + file) }
 
+// kasanAccessRe: KASAN's access line, "Read of size 8 at addr" / "Write at addr".
+var kasanAccessRe = re(`(?:Read|Write) (?:of size|at addr) [0-9a-f]+`)
+
 // lockAtFuncRe is lockdep's "at: FUNC+0x" with an optional 4.x address; pcFuncRe a
 // 4.x "[<addr>] FUNC+0x" line.
 var (
@@ -265,7 +272,7 @@ var rules = []rule{
 	{start: re(`^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in ` + fn), typ: KASAN,
 		title: "KASAN: invalid-free in %s", alt: []string{"invalid-free in %s"}, lineFunc: 1,
 		skip: re(`slab_|kfree|vunmap|vfree|kmem_cache_free`), from: lineTrace},
-	{start: re(`^BUG: KASAN: ([a-z-]+) in ` + fn), typ: KASAN, title: "KASAN: $1 $access in %s",
+	{start: re(`^BUG: KASAN: ([a-z-]+) in ` + fn), typ: KASAN, title: "KASAN: $1 $access in %s", needs: kasanAccessRe,
 		alt: []string{"bad-access in %s"}, lineFunc: 2, skip: re(`kernel_fault|tag_check|mem_abort|^el1_|^el1h_`), from: lineTrace},
 	{start: re(`^BUG: KASAN: ([a-z-]+) on address`), typ: KASAN, title: "KASAN: $1 $access", noFrames: true},
 	{start: re(`^BUG: KMSAN: ([a-z-]+) in ` + fn), typ: KMSAN, title: "KMSAN: $1 in %s",
@@ -316,7 +323,7 @@ var rules = []rule{
 	// Lockdep. 4.x and older print "[ INFO: ... ]" banners for the same reports, and
 	// syzbot names those after the lock being taken, as printed, with nothing skipped.
 	{start: re(`^WARNING: possible circular locking dependency detected`), typ: Lockdep,
-		title: "possible deadlock in %s", longHeader: true,
+		title: "possible deadlock in %s", longHeader: true, needs: re(`is trying to acquire lock`),
 		skip: re(`process_one_work|flush_workqueue|drain_workqueue|destroy_workqueue`),
 		from: []stackFrom{{funcs: lockAtFuncRe, nfuncs: 2}}},
 	{start: re(`^(?:\[ )?INFO: possible circular locking dependency detected`), typ: Lockdep,
@@ -397,6 +404,8 @@ var rules = []rule{
 	{start: re(`^BUG: Bad page map`), typ: BadPageState, title: "BUG: Bad page map", noFrames: true},
 	{start: re(`^BUG: Bad rss-counter state`), typ: Bug, title: "BUG: Bad rss-counter state", noFrames: true},
 	{start: re(`^BUG: non-zero (nr_ptes|nr_pmds) on freeing mm`), typ: Bug, title: "BUG: non-zero $1 on freeing mm", noFrames: true},
+	{start: re(`^BUG: Dentry .* still in use \(\d+\) \[(unmount) of ([^\]]+)\]`), typ: Bug, title: "BUG: Dentry still in use in $1",
+		alt: []string{"BUG: Dentry still in use [$1 of $2]"}},
 	{start: re(`^BUG: Dentry .* still in use`), typ: Bug, title: "BUG: Dentry still in use in %s"},
 	// Hashed pointers ("(ptrval)") leave the register's name out, as syzbot does.
 	{start: re(`^WARNING: kernel stack regs at .*\(ptrval\) in \S* has bad '[^']+' value`), typ: Warning,

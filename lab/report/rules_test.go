@@ -125,7 +125,7 @@ func TestRuleLines(t *testing.T) {
 		{"Kernel panic - not syncing: sysrq triggered crash", "kernel panic: $1"},
 		{"PANIC: double fault, error_code: 0x0", "PANIC: double fault in %s"},
 		{"BUG: unable to handle kernel", "BUG: unable to handle kernel"},
-		{"BUG: Dentry ffff888003f3a2c0{i=1,n=x}  still in use (1) [unmount of tmpfs tmpfs]", "BUG: Dentry still in use in %s"},
+		{"BUG: Dentry ffff888003f3a2c0{i=1,n=x}  still in use (1) [unmount of tmpfs tmpfs]", "BUG: Dentry still in use in $1"},
 		{"BUG: looking up invalid subclass: 8", "BUG: $1"},
 		{"Booting the kernel.", "unexpected kernel reboot"},
 	} {
