@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Run the debug-kernel cases of cases3.txt (debug.sh's kernel) through gen.sh into OUTDIR.
+# Run the debug-kernel cases of cases3.txt (debug.sh's kernel) through gen.sh into OUTDIR;
+# FLAVOUR=kcsan runs cases5.txt on debug.sh kcsan's kernel.
 set -euo pipefail
 out=${1:?usage: debug-cases.sh OUTDIR [FILTER]}
 filter=${2:-.}
 here=$(cd "$(dirname "$0")" && pwd)
-tree=${REPROLAB_CACHE:-$HOME/.cache/reprolab}/report-gen/debug/linux-source-6.1
-grep -v '^#' "$here/cases3.txt" | grep -E -- "$filter" | while read -r arch name cases cpu secs; do
+flavour=${FLAVOUR:-debug}
+list=cases3.txt
+[ "$flavour" = debug ] || list=cases5.txt
+tree=${REPROLAB_CACHE:-$HOME/.cache/reprolab}/report-gen/$flavour/linux-source-6.1
+grep -v '^#' "$here/$list" | grep -E -- "$filter" | while read -r arch name cases cpu secs; do
 	[ -z "${UNTIL:-}" ] || [ "$(date +%s)" -lt "$UNTIL" ] || break
-	extra="kmemleak.verbose=1"
-	reboot=
-	case $name in *reboot*) extra="$extra earlyprintk=serial"; reboot=1 ;; esac
+	# KFENCE only where it is the point: elsewhere it would take KASAN's objects (and
+	# report their double free itself); init.sh's kfence-* steps sample every allocation.
+	extra="kfence.sample_interval=0" reboot=
+	case $name in
+	*kfence*) extra="kfence.sample_interval=100" ;;
+	*reboot*) extra="$extra earlyprintk=serial"; reboot=1 ;;
+	*leak-console*) extra="$extra kmemleak.verbose=1" ;; # the kernel prints the leaks itself
+	esac
 	KERNEL=$tree/arch/x86/boot/bzImage KMOD_TREE=$tree APPEND="$extra" REBOOT=$reboot \
 		"$here/gen.sh" "$out" "$arch" "$name" "$cases" "$cpu" "${secs:-8}"
 done

@@ -25,12 +25,15 @@ deb=$cache/debian/$arch
 kernel=${KERNEL:-$(ls "$deb"/boot/vmlinuz-* | head -1)}
 ver=$(ls "$deb"/boot/vmlinuz-* | head -1)
 ver=${ver##*/vmlinuz-}
-work=$cache/report-gen/$arch${KERNEL:+-kernel}
+# one work dir (module, initramfs) per kernel tree rlcrash is built against
+work=$cache/report-gen/$arch${KERNEL:+-kernel}${KMOD_TREE:+-$(basename "$(dirname "$KMOD_TREE")")}
 mkdir -p "$work" "$out"
 
 build_module() {
 	local b=$work/rlcrash
-	[ -f "$b/rlcrash.ko" ] && [ "$b/rlcrash.ko" -nt "$here/rlcrash/rlcrash.c" ] && return 0
+	# rebuilt when the source changed, or the kernel it was built against was rebuilt
+	[ -f "$b/rlcrash.ko" ] && [ "$b/rlcrash.ko" -nt "$here/rlcrash/rlcrash.c" ] &&
+		{ [ -z "${KMOD_TREE:-}" ] || [ "$b/rlcrash.ko" -nt "$KMOD_TREE/vmlinux" ]; } && return 0
 	rm -rf "$b" && cp -r "$here/rlcrash" "$b"
 	if [ -n "${KMOD_TREE:-}" ]; then
 		make -s -C "$KMOD_TREE" M="$b" modules

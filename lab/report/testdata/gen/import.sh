@@ -13,8 +13,13 @@ grep -hv "^#" "$here"/cases*.txt | while read -r arch name cases cpu secs; do
 	# gen.sh may still be writing it (its guest times out after 180 s)
 	[ $(( $(date +%s) - $(stat -c %Y "$src/$name.log") )) -gt 200 ] || continue
 	ver=$(grep -m1 -o 'Linux version [^ ]*' "$src/$name.log" | cut -d' ' -f3)
+	kernel="Debian $ver"
+	case $name in # our own builds of Debian's linux-source-6.1
+	dbg-*) kernel="debug.sh kernel (Debian linux-source-6.1 $ver, tinyconfig + gen/debug.config)" ;;
+	kcsan-*) kernel="debug.sh kcsan kernel (Debian linux-source-6.1 $ver, tinyconfig + gen/kcsan.config)" ;;
+	esac
 	{
-		echo "# gen.sh $arch $name $cases ${cpu:-} ${secs:-}: Debian $ver, QEMU TCG, rlcrash.ko"
+		echo "# gen.sh $arch $name $cases ${cpu:-} ${secs:-}: $kernel, QEMU TCG, rlcrash.ko"
 		echo
 		cat "$src/$name.log"
 	} > "$dst/$name.txt"

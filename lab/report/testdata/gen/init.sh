@@ -36,6 +36,13 @@ for c in $(echo "$CASES" | tr , ' '); do
 		run "echo leak > /proc/rlcrash"; sleep 6
 		mount -t debugfs none /sys/kernel/debug
 		echo scan > /sys/kernel/debug/kmemleak; echo scan > /sys/kernel/debug/kmemleak ;;
+	leakcat) # what syzkaller's executor does: a "BUG: memory leak" line, then the leaks
+		l=$(cat /sys/kernel/debug/kmemleak) # debugfs files have no size: read it
+		[ -n "$l" ] && { echo "BUG: memory leak"; echo "$l"; } ;;
+	kfence-*) # sample every allocation from now on (debug-cases.sh boots with 100 ms, so
+		# boot does not fill KFENCE's 255 objects before the trigger runs)
+		echo 1 > /sys/module/kfence/parameters/sample_interval
+		run "echo $c > /proc/rlcrash" ;;
 	netdev) run "echo netdev > /proc/rlcrash" ;;
 	userwarn) # user space writing report-like lines to the console: not kernel reports
 		echo "WARNING: user space says this, not the kernel"

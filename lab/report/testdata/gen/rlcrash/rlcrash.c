@@ -25,6 +25,7 @@
 #include <linux/sched/task_stack.h>
 #include <linux/kfence.h>
 #include <linux/netdevice.h>
+#include <linux/kthread.h>
 #include <linux/etherdevice.h>
 
 static int seconds = 8;
@@ -373,6 +374,16 @@ static noinline void rl_kfence_uaf(void)
 	pr_info("rlcrash: kfence uaf %d\n", READ_ONCE(p[4]));
 }
 
+static noinline void rl_kfence_double_free(void)
+{
+	char *p = rl_kfence_alloc();
+
+	if (!p)
+		return;
+	kfree(p);
+	kfree(p);
+}
+
 static noinline void rl_compare(void)
 {
 	char *a = kzalloc(24, GFP_KERNEL), *b = kzalloc(24, GFP_KERNEL);
@@ -536,6 +547,7 @@ static const struct net_device_ops rl_netdev_ops;
 
 static noinline void rl_netdev_leak(void)
 {
+#if IS_ENABLED(CONFIG_NET) /* the debug kernel (debug.sh) has no networking */
 	struct net_device *dev = alloc_etherdev(0);
 
 	if (!dev)
@@ -548,6 +560,41 @@ static noinline void rl_netdev_leak(void)
 	}
 	dev_hold(dev); /* never put: unregister waits for it forever */
 	unregister_netdev(dev);
+#endif
+}
+
+/* KCSAN (kcsan.sh's kernel): two threads, one incrementing a plain long, one reading it. */
+static long rl_racy;
+
+static noinline int rl_race_writer(void *arg)
+{
+	unsigned long end = jiffies + seconds * HZ;
+
+	while (time_before(jiffies, end)) {
+		rl_racy++;
+		cond_resched();
+	}
+	return 0;
+}
+
+static noinline int rl_race_reader(void *arg)
+{
+	unsigned long end = jiffies + seconds * HZ;
+	long seen = 0;
+
+	while (time_before(jiffies, end)) {
+		if (rl_racy != seen)
+			seen = rl_racy;
+		cond_resched();
+	}
+	return 0;
+}
+
+static noinline void rl_race(void)
+{
+	kthread_run(rl_race_writer, NULL, "rl_writer");
+	kthread_run(rl_race_reader, NULL, "rl_reader");
+	msleep((seconds + 1) * 1000);
 }
 
 static noinline void rl_panic(void)
@@ -602,6 +649,7 @@ static const struct {
 	{ "leak", rl_leak },
 	{ "kfence-oob", rl_kfence_oob },
 	{ "kfence-uaf", rl_kfence_uaf },
+	{ "kfence-doublefree", rl_kfence_double_free },
 	{ "memcmp", rl_compare },
 	{ "uaf-write", rl_uaf_write },
 	{ "doublefree", rl_double_free },
@@ -617,6 +665,7 @@ static const struct {
 	{ "stackguard", rl_stack_guard },
 	{ "stackend", rl_stack_end },
 	{ "netdev", rl_netdev_leak },
+	{ "race", rl_race },
 };
 
 static ssize_t rl_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
