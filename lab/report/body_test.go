@@ -8,7 +8,7 @@ import (
 
 // bodyRe is isBody as a regexp: the definition isBody must agree with.
 var bodyRe = regexp.MustCompile(`^\s*(?:` +
-	`\? |\[<[0-9a-f]+>\]|[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|` + // frames
+	`\? |\[<(?:[0-9a-f]+| *\(_*ptrval_*\))>\]|[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|` + // frames
 	`<(?:/?IRQ|/?TASK|/?NMI|/?SOFTIRQ|EOI)>|` +
 	`(?:R[A-Z0-9]{1,2}|CS|DS|FS|GS|CR0|CR2|x\d+|pc|lr|sp|pstate|ORIG_RAX|EFLAGS)\s*:|` +
 	`(?:RIP|RSP|Code|Call Trace|Call trace|Modules linked in|CPU|Hardware name|Workqueue|task|Process|Stack|Exception stack|PGD|pgd|Mem abort info|Data abort info|ESR|EC|SET|FnV|EA|S1PTW|CM|WnR|ISV|user pgd|swapper pgd|\[[0-9a-f]+\]|Kernel Offset|PHYS_OFFSET|CPU features|Memory Limit|page|flags|raw|head|page dumped because|page_owner|Disabling lock debugging|Oops|#PF|invalid opcode|Internal error|Tainted|NMI backtrace|Sending NMI|rcu|\(detected by|\(t=|\s*\d+-\.{3}|INFO: lockdep|Showing all locks|irq event stamp|hardirqs|softirqs|sysrq|Kernel panic|---\[ end|DR[0-7]|PKRU|note|Call Trace|Fixing recursive fault|Dumping ftrace|\s+\(ftrace|IP|hung_task|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:|irq|Rebooting|SMP|Kernel|Preemption|Showing busy|Unable to handle|list_|kernel BUG|WARNING|BUG|general protection|divide error|KASAN|UBSAN|Read of size|Write of size|Memory state|Allocated by|Freed by|The buggy address|which belongs to the cache|[0-9a-f]{4}:|>?[0-9a-f]{16}:|\^|={20,}|-{20,}|comm "|hex dump|backtrace|unreferenced object|(?:[0-9a-f]{2} ){8}|kfence-#|allocated by task|freed by task|Out-of-bounds|Use-after-free|Invalid (?:read|write|free)|Corrupted memory|caller is|last function|#\d+: |\d+ locks? held by|-> #\d|stack backtrace|usercopy|ODEBUG|refcount_t|Workqueue|unregister_netdevice)` +

@@ -110,9 +110,17 @@ func prefixSpans(raw []byte) (sp spans) {
 	if stripped && len(rest) > 0 && rest[0] == ' ' {
 		rest = rest[1:]
 	}
+	// kmemleak.verbose=1 prints each leak to the console with its pr_fmt on every line
+	// ("kmemleak: unreferenced object ...", "kmemleak:     [<...>] func+0x.."): the same
+	// report as the one read from /sys/kernel/debug/kmemleak once the prefix is gone.
+	if len(rest) > 10 && rest[0] == 'k' && bytes.HasPrefix(rest, kmemleakPrefix) {
+		rest = rest[len(kmemleakPrefix):]
+	}
 	sp.rest = off(rest)
 	return sp
 }
+
+var kmemleakPrefix = []byte("kmemleak: ")
 
 func allDigits(b []byte) bool {
 	for _, c := range b {

@@ -209,7 +209,7 @@ func matchStartOK(text string) (int, bool) {
 }
 
 // kernelOnlyRe matches lines that only a kernel report prints.
-var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<[0-9a-f]+>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|comm "[^"]*", pid \d+, jiffies|unreferenced object 0x|(?:Read|Write) of size \d+ at addr|(?:read|write)(?: \(marked\))? to 0x[0-9a-f]+ of \d+ bytes by|(?:Out-of-bounds|Use-after-free|Invalid) (?:read|write|free) (?:at|of) 0x|Uninit was (?:created|stored))`)
+var kernelOnlyRe = regexp.MustCompile(`^\s*(?:Modules linked in:|CPU: \d+ PID: \d+|Hardware name:|Call Trace:|Call trace:|RIP: [0-9a-f]{4}:|IP: |#PF: |Oops: |PGD |Mem abort info:|pc : |PC is at |Internal error: |invalid opcode: |rcu: |\s*\d+-\.\.\.|\(detected by|\s*Tainted: |"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+\s+state:|page:[0-9a-f]+ |Kernel Offset:|---\[ end |\[<(?:[0-9a-f]+| *\(_*ptrval_*\))>\] |[A-Za-z0-9_.$]+\+0x[0-9a-f]+/0x[0-9a-f]+|comm "[^"]*", pid \d+, jiffies|unreferenced object 0x|(?:Read|Write) of size \d+ at addr|(?:read|write)(?: \(marked\))? to 0x[0-9a-f]+ of \d+ bytes by|(?:Out-of-bounds|Use-after-free|Invalid) (?:read|write|free) (?:at|of) 0x|Uninit was (?:created|stored))`)
 
 // isBody reports whether a line belongs to a report's body even though it does not
 // start one: stack frames, register dumps and the fixed headers printed around them. The
@@ -232,7 +232,7 @@ func isBody(text string) bool {
 	case '[':
 		if strings.HasPrefix(t, "[<") {
 			end := strings.Index(t, ">]")
-			if end > 2 && isHex(t[2:end]) {
+			if end > 2 && (isHex(t[2:end]) || isPtrval(t[2:end])) {
 				return true
 			}
 		}
@@ -553,6 +553,10 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 				continue
 			}
 		}
+		if c := firstNonSpace(text); (c == 'r' || c == 'A' || c == 'R') && shutdownRe.MatchString(text) {
+			// whichever task prints it (init's reboot is not the reporting task)
+			return first, last, true, nested
+		}
 		if caller != "" && otherTask(lines[j], caller) {
 			if nk, _ := kernelStartAt(lines, j, timed); nk < 0 {
 				continue // another task's line (printk caller ids): not this report's
@@ -587,9 +591,6 @@ func extentNested(lines []line, i, k int) (first, last int, complete bool, neste
 			}
 			sawEnd = true
 			continue
-		}
-		if c := firstNonSpace(text); (c == 'r' || c == 'A' || c == 'R') && shutdownRe.MatchString(text) {
-			return first, last, true, nested
 		}
 		if isBody(text) {
 			last, gap = j, 0
@@ -728,7 +729,7 @@ var (
 	lrRe  = regexp.MustCompile(`^(?:lr : (?:\[<[0-9a-f]+>\] )?|LR is at )([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[(\S+)\])?`)
 	ripRe = regexp.MustCompile(`^(?:RIP: [0-9a-f]{4}:(?:\[<([0-9a-f]+)>\]\s+(?:\[<[0-9a-f]+>\]\s+)?)?|pc : (?:\[<([0-9a-f]+)>\] )?|PC is at )([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[(\S+)\])?`)
 	// A frame line: optional "? ", optional "[<addr>] ", func+off/size, optional [module].
-	frameRe = regexp.MustCompile(`^\s*(\? )?(?:\[<([0-9a-f]+)>\] )?(\? )?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([^\]\s]+)\])?`)
+	frameRe = regexp.MustCompile(`^\s*(\? )?(?:\[<(?:([0-9a-f]+)| *\(_*ptrval_*\))>\] )?(\? )?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([^\]\s]+)\])?`)
 )
 
 // titleLines returns the lines a report's title is read from, as syzbot reads them: from
@@ -1371,14 +1372,25 @@ func frames(ls []line, r *Report, ru *rule) ([]Frame, []string) {
 		}
 		if sm := rawFrameRe.FindStringSubmatch(trimmed); sm != nil {
 			// An address the kernel could not name (a module's init section freed,
-			// kmemleak's "[<addr>] 0xffffffffc01d2036"): kept, never the culprit.
-			pc, _ := strconv.ParseUint(sm[1], 16, 64)
+			// kmemleak's "[<addr>] 0xffffffffc01d2036", 6.x's "? 0xffffffffa0000000"
+			// for a module's base): kept, never the culprit.
+			a := sm[1]
+			if a == "" {
+				a = strings.TrimPrefix(sm[2], "0x")
+			}
+			pc, _ := strconv.ParseUint(a, 16, 64)
 			fs = append(fs, Frame{PC: pc, Unreliable: true})
 			continue
 		}
 		switch {
-		case strings.HasPrefix(trimmed, "<") && strings.HasSuffix(trimmed, ">"),
-			strings.HasPrefix(trimmed, "Exception stack"),
+		case strings.HasPrefix(trimmed, "<") && strings.HasSuffix(trimmed, ">"):
+			// <TASK>, <IRQ>, <NMI>, <SOFTIRQ>, <EOI>: only x86 marks stack sections (a
+			// workqueue or lockdep report has no registers to tell the arch by)
+			if r.Arch == "" {
+				r.Arch = "x86_64"
+			}
+			continue
+		case strings.HasPrefix(trimmed, "Exception stack"),
 			hexDumpRe.MatchString(trimmed),
 			strings.HasPrefix(trimmed, "RSP:"), strings.HasPrefix(trimmed, "RAX:"),
 			strings.HasPrefix(trimmed, "RDX:"), strings.HasPrefix(trimmed, "RBP:"),
@@ -1447,6 +1459,8 @@ func frameLine(t string) []string {
 		end := strings.Index(s, ">] ")
 		if end > 2 && isHex(s[2:end]) {
 			sm[2], s = s[2:end], s[end+3:]
+		} else if end > 2 && isPtrval(s[2:end]) {
+			s = s[end+3:] // an address printk would not show yet: no PC
 		}
 	}
 	if strings.HasPrefix(s, "? ") {
@@ -1492,6 +1506,13 @@ func frameLine(t string) []string {
 	return sm[:]
 }
 
+// isPtrval: the placeholder %p prints for addresses before its hashing key is ready
+// (early boot, or a TCG guest without entropy): "(____ptrval____)", 4.x "   (ptrval)".
+func isPtrval(a string) bool {
+	a = strings.TrimLeft(a, " ")
+	return strings.HasPrefix(a, "(") && strings.HasSuffix(a, ")") && strings.Trim(a[1:len(a)-1], "_") == "ptrval"
+}
+
 // inlineMarker drops a 3.x "<IRQ>  " or "<EOI>  " that shares its line with a frame.
 func inlineMarker(t string) string {
 	u := strings.TrimLeft(t, " ")
@@ -1512,6 +1533,6 @@ func firstNonSpace(s string) byte {
 	return 0
 }
 
-var rawFrameRe = regexp.MustCompile(`^(?:\? )?\[<([0-9a-f]+)>\] (?:0x[0-9a-f]+|\(null\))$`)
+var rawFrameRe = regexp.MustCompile(`^(?:\? )?(?:\[<([0-9a-f]+)>\] )?(0x[0-9a-f]+|\(null\))$`)
 
 var hexDumpRe = regexp.MustCompile(`^[0-9a-f]{4}:\s`)
