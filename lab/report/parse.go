@@ -1079,7 +1079,8 @@ var pcRe = regexp.MustCompile(`(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:\[<?(
 
 // looseFrameRe reads a stack line as syzbot does: an optional address or two, then a
 // name followed by "+" (an offset) or "." (a compiler suffix). "? " frames do not match.
-var looseFrameRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] ){0,2}([A-Za-z0-9_]+)[.+]`)
+// An address may be "(____ptrval____)" (kmemleak's console lines before the CRNG is up).
+var looseFrameRe = regexp.MustCompile(`^(?:\[<?(?:(?:0x)?[0-9a-f]+| *\(_*ptrval_*\))>?\] ){0,2}([A-Za-z0-9_]+)[.+]`)
 
 // faultInjectionRe: a frame of the fault injection's stack.
 var faultInjectionRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] )?should_fail(?:slab)?(?:\.[a-z0-9.]+)?\+0x`)
