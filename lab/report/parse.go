@@ -448,7 +448,10 @@ func parseState(log []byte, st *state) []*Report {
 		case r.Corrupted:
 		case rules[k].corrupted != "":
 			r.Corrupted, r.CorruptedReason = true, rules[k].corrupted
-		case !complete:
+		case !complete && (inTrace(lines[first:last+1]) || !rules[k].noFrames && !anyTraceStart(lines[first:last+1])):
+			// Cut inside its stack, or before the stack began: the frames that
+			// matter may be missing. (A log that simply ends after a whole stack
+			// is not: consoles are often saved right after the report.)
 			// A live console caught mid-report, or a guest that died while printing:
 			// the trace may lack the frames that matter.
 			r.Corrupted, r.CorruptedReason = true, "truncated: the log ends inside the report"
@@ -1084,6 +1087,16 @@ var looseFrameRe = regexp.MustCompile(`^(?:\[<?(?:(?:0x)?[0-9a-f]+| *\(_*ptrval_
 
 // faultInjectionRe: a frame of the fault injection's stack.
 var faultInjectionRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] )?should_fail(?:slab)?(?:\.[a-z0-9.]+)?\+0x`)
+
+// anyTraceStart: ls hold a stack header ("Call Trace:", kmemleak's "backtrace:").
+func anyTraceStart(ls []line) bool {
+	for _, l := range ls {
+		if traceStart(strings.TrimSpace(l.text)) {
+			return true
+		}
+	}
+	return false
+}
 
 // anyLine: some line of ls matches re.
 func anyLine(ls []line, re *regexp.Regexp) bool {
