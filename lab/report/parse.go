@@ -688,7 +688,7 @@ func inTrace(ls []line) bool {
 	for _, l := range ls {
 		t := strings.TrimSpace(l.text)
 		switch {
-		case strings.HasPrefix(t, "Call Trace:"), strings.HasPrefix(t, "Call trace:"):
+		case strings.HasPrefix(t, "Call Trace:"), strings.HasPrefix(t, "Call trace:"), strings.HasPrefix(t, "backtrace"):
 			open = true
 		case t == "</TASK>", strings.HasPrefix(t, "Code:"), strings.HasPrefix(t, "RIP: 0033"),
 			strings.HasPrefix(t, "---["), strings.HasPrefix(t, "Kernel panic"):
@@ -832,7 +832,7 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 	if r.Arch == "" {
 		r.Arch = hardwareArch(ls)
 	}
-	if len(r.Frames) == 0 && !ru.noFrames {
+	if !ru.noFrames && (ru.from == nil && len(r.Frames) == 0 || ru.from != nil && !hasStack(wide)) {
 		r.Corrupted, r.CorruptedReason = true, "no stack trace"
 	}
 	if cpus := cpuHeaders(ls); cpus > 1 {
@@ -1087,6 +1087,25 @@ var looseFrameRe = regexp.MustCompile(`^(?:\[<?(?:(?:0x)?[0-9a-f]+| *\(_*ptrval_
 
 // faultInjectionRe: a frame of the fault injection's stack.
 var faultInjectionRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] )?should_fail(?:slab)?(?:\.[a-z0-9.]+)?\+0x`)
+
+// hasStack: ls hold a stack header with a frame in the 15 lines after it.
+func hasStack(ls []line) bool {
+	for i, l := range ls {
+		if !stackHeader(strings.TrimSpace(l.text)) {
+			continue
+		}
+		for j := i + 1; j < len(ls) && j <= i+15; j++ {
+			t := strings.TrimSpace(ls[j].text)
+			if stackHeader(t) {
+				break
+			}
+			if strings.Contains(t, "(stack is not available)") || looseFrameRe.MatchString(inlineMarker(t)) || armFromRe.MatchString(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // anyTraceStart: ls hold a stack header ("Call Trace:", kmemleak's "backtrace:").
 func anyTraceStart(ls []line) bool {
