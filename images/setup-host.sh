@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 pkgs=(
 	qemu-system-x86 qemu-system-arm      # the guests
-	busybox-static e2fsprogs cryptsetup-bin kmod cpio xz-utils zstd
+	busybox-static e2fsprogs cryptsetup-bin kmod cpio xz-utils zstd lz4
 	build-essential bc bison flex libssl-dev libelf-dev dwarves rsync python3
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu   # arm64 kernels
 	linux-source-6.1                      # the kernel CI builds

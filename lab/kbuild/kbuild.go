@@ -165,6 +165,9 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 
 	// Keys.
 	b.options = kconfig.Select(b.frags, b.version, s.Arch)
+	if err := compressorTool(b.options); err != nil {
+		return nil, err
+	}
 	b.fixes = fixesFor(b.version, s.Arch)
 	treeKey := b.treeKey()
 	buildKey := b.buildKey(treeKey)
@@ -188,6 +191,28 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		return err
 	})
 	return res, err
+}
+
+// compressors are the host tools the kernel's build runs for its image compression.
+var compressors = map[string][2]string{
+	"KERNEL_LZ4":  {"lz4c", "lz4"},
+	"KERNEL_XZ":   {"xz", "xz-utils"},
+	"KERNEL_ZSTD": {"zstd", "zstd"},
+	"KERNEL_LZO":  {"lzop", "lzop"},
+}
+
+// compressorTool fails early, naming the package, when the options ask for an image
+// compression whose host tool is missing: the kernel's own error comes at the very end of
+// a long build, as a failed pipe.
+func compressorTool(opts []kconfig.Option) error {
+	for _, o := range opts {
+		if t, ok := compressors[o.Name]; ok && o.Value == "y" {
+			if _, err := exec.LookPath(t[0]); err != nil {
+				return fmt.Errorf("toolchain: CONFIG_%s=y (%s:%d) needs %s; install it with `apt-get install %s`", o.Name, o.File, o.Line, t[0], t[1])
+			}
+		}
+	}
+	return nil
 }
 
 // extractPristine extracts src into pristine unless another build already did.
