@@ -844,7 +844,10 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 	fn := ""
 	if ru.from != nil {
 		fn = "corrupted"
-		for _, f := range ru.from {
+		for n, f := range append(ru.from, ru.sigFrom...) {
+			if n == len(ru.from) && fn != "corrupted" {
+				break
+			}
 			lf := ""
 			if f.line && ru.lineFunc > 0 && ru.lineFunc < len(m) {
 				lf = m[ru.lineFunc]
@@ -883,6 +886,9 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 			}
 			if r.Guilty < 0 {
 				r.Frames, r.Guilty = fs, idx
+			}
+			if n >= len(ru.from) {
+				fn = "corrupted" // the signature's frames only
 			}
 			break
 		}
@@ -1015,6 +1021,9 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 	}
 	if f.at != nil {
 		for i < len(ls) && !f.at.MatchString(ls[i].text) {
+			if faultLine(ls[i].text) {
+				return nil, false
+			}
 			i++
 		}
 		if i == len(ls) {
@@ -1024,6 +1033,9 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 	}
 	for n := 0; f.funcs != nil && n < f.nfuncs; n++ {
 		for i < len(ls) && !f.funcs.MatchString(ls[i].text) {
+			if faultLine(ls[i].text) {
+				return nil, false
+			}
 			i++
 		}
 		if i == len(ls) {
@@ -1037,6 +1049,9 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 	}
 	if f.pc {
 		for i < len(ls) && !pcRe.MatchString(ls[i].text) {
+			if faultLine(ls[i].text) {
+				return nil, false
+			}
 			i++
 		}
 		if i == len(ls) {
@@ -1049,6 +1064,9 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 	}
 	if f.trace {
 		for i < len(ls) && !stackHeader(strings.TrimSpace(ls[i].text)) {
+			if faultLine(ls[i].text) {
+				return nil, false
+			}
 			i++
 		}
 		if i == len(ls) {
@@ -1061,7 +1079,7 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 		if stackHeader(t) {
 			break
 		}
-		if strings.Contains(t, "should_fail") && faultInjectionRe.MatchString(t) {
+		if faultLine(t) {
 			// A fault injection's stack printed into the report: what follows cannot
 			// be told apart from the report's own frames.
 			return nil, false
@@ -1115,6 +1133,12 @@ func anyTraceStart(ls []line) bool {
 		}
 	}
 	return false
+}
+
+// faultLine: a frame of a fault injection's stack, printed into the report: from
+// there on the report's own frames cannot be told apart from it.
+func faultLine(t string) bool {
+	return strings.Contains(t, "should_fail") && faultInjectionRe.MatchString(strings.TrimSpace(t))
 }
 
 // anyLine: some line of ls matches re.

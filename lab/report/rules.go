@@ -36,6 +36,12 @@ type rule struct {
 	// stackFrom); nil means the crashing context's stack (the RIP/pc line, then the
 	// first call trace). When none is found the title says "in corrupted".
 	from []stackFrom
+	// sigFrom: where the signature's frames come from when from finds no culprit
+	// (the title then says "in corrupted", as syzbot's does): distribution kernels print
+	// an RCU stall's interrupted registers instead of the interrupt's frames, and a bad
+	// page without page_owner has no allocation stack, yet two such bugs must not sign
+	// alike.
+	sigFrom []stackFrom
 	// needs: a line the report's text must hold for the title format to apply; without
 	// it the report was cut short, and its title is its start line as printed (without
 	// "BUG: "), as syzbot names it, and it is corrupted.
@@ -103,8 +109,6 @@ var (
 var stallFrom = []stackFrom{
 	{at: re(`apic_timer_interrupt`), pc: true},
 	{at: re(`apic_timer_interrupt|Exception stack|el1h_64_irq`)},
-	// Kernels that print the interrupted registers instead of the interrupt's frames.
-	{pc: true, trace: true},
 }
 
 // faultFrom: the faulting instruction, then the call trace (soft lockups, stack guard).
@@ -399,7 +403,7 @@ var rules = []rule{
 		longHeader: true, untimed: true, from: []stackFrom{{at: re(`backtrace(?: \(crc [0-9a-f]*\))?:`)}}},
 	{start: re(`^BUG: .*stack guard page was hit at`), typ: StackOverflow, title: "BUG: stack guard page was hit in %s",
 		alt: []string{"stack-overflow in %s"}, stall: true, from: faultFrom},
-	{start: re(`^BUG: Bad page (state|cache)`), typ: BadPageState, title: "BUG: Bad page $1 in %s", from: []stackFrom{{at: re(`page last allocated`)}, {trace: true}},
+	{start: re(`^BUG: Bad page (state|cache)`), typ: BadPageState, title: "BUG: Bad page $1 in %s", from: []stackFrom{{at: re(`page last allocated`)}}, sigFrom: traceOnly,
 		skip: re(`^bad_page|(?:free|put|get|update|release)_page|free_unref|^_*folio|truncate_inode_pages|page_frag_free|alloc|vmap|page_owner`)},
 	{start: re(`^BUG: Bad page map`), typ: BadPageState, title: "BUG: Bad page map", noFrames: true},
 	{start: re(`^BUG: Bad rss-counter state`), typ: Bug, title: "BUG: Bad rss-counter state", noFrames: true},
@@ -420,7 +424,7 @@ var rules = []rule{
 	// Lockups, stalls, hangs.
 	{start: re(`^(?:NMI watchdog: |watchdog: )?Watchdog detected hard LOCKUP`), typ: HardLockup, title: "watchdog: hard lockup in %s", stall: true},
 	{start: re(`^(?:rcu: )?INFO: rcu_(?:preempt|sched|bh|tasks) (?:self-)?detected(?: expedited)? stall`), typ: RCUStall,
-		title: "INFO: rcu detected stall in %s", alt: []string{"stall in %s"}, stall: true, skip: re(`apic_timer_interrupt|rcu`), from: stallFrom},
+		title: "INFO: rcu detected stall in %s", alt: []string{"stall in %s"}, stall: true, skip: re(`apic_timer_interrupt|rcu`), from: stallFrom, sigFrom: faultFrom},
 	{start: re(`^INFO: task .+ blocked (?:in I/O wait )?for more than \d+ seconds`), typ: HungTask, title: "INFO: task hung in %s",
 		alt: []string{"hang in %s"}, hang: true, from: traceOnly},
 	{start: re(`^INFO: task .* can't die for more than .* seconds`), typ: HungTask, title: "INFO: task can't die in %s",
