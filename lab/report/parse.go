@@ -1157,7 +1157,9 @@ var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from 
 // stackHeader: a line that begins a new stack in a report (KFENCE's access line does
 // not: its stack follows it).
 func stackHeader(t string) bool {
-	return t != "" && strings.IndexByte("CABFUb", t[0]) >= 0 && stackHeaderRe.MatchString(t)
+	// "Call Trace:" can follow a 4.x stack dump's words on the same line.
+	return t != "" && strings.IndexByte("CABFUb", t[0]) >= 0 && stackHeaderRe.MatchString(t) ||
+		strings.Contains(t, "Call Trace") || strings.Contains(t, "Call trace")
 }
 
 var stackHeaderRe = regexp.MustCompile(`^(?:Call [Tt]race|Allocated:|Allocated by task \d+:|Freed:|Freed by task \d+:|backtrace(?: \(crc [0-9a-f]*\))?:|Backtrace:|Uninit was stored to memory at)`)
