@@ -360,7 +360,7 @@ var rules = []rule{
 	{start: re(`^WARNING: Nested lock was not taken`), typ: Lockdep, title: "WARNING: nested lock was not taken in %s", longHeader: true, from: warnFrom},
 	{start: re(`^(?:\[ )?(WARNING|INFO): suspicious RCU usage`), typ: Lockdep, title: "$1: suspicious RCU usage in %s",
 		needs: re(`[a-zA-Z0-9-_/.]+\.[a-z]+:[0-9]+`),
-		skip: re(`rcu|kmem|slab`), longHeader: true, from: traceOnly},
+		skip:  re(`rcu|kmem|slab`), longHeader: true, from: traceOnly},
 	{start: re(`^INFO: trying to register non-static key`), typ: Lockdep,
 		title: "INFO: trying to register non-static key in %s", skip: re(`stack|lock|IRQ`), from: traceOnly},
 	{start: re(`^BUG: Invalid wait context`), typ: Lockdep, title: "WARNING: locking bug in %s",
