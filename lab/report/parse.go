@@ -698,14 +698,24 @@ func inTrace(ls []line) bool {
 	if !open {
 		return false
 	}
-	sm := frameLine(ls[len(ls)-1].text)
-	// arm64 traces have no closing line: one that ends in a task's first frame
-	// (user-space entry, kthread start, idle entry) is whole.
-	return sm != nil && !rootRe.MatchString(sm[4])
+	// arm64 and 4.x traces have no closing line: one that ends in a task's first frame
+	// (user-space entry, kthread start, idle entry) is whole. Stale "? " entries after
+	// it do not count.
+	for i := len(ls) - 1; i >= 0; i-- {
+		sm := frameLine(ls[i].text)
+		if sm == nil {
+			return false
+		}
+		if sm[1] != "" || sm[3] != "" {
+			continue
+		}
+		return !rootRe.MatchString(sm[4])
+	}
+	return false
 }
 
 // rootRe matches the outermost frames of a kernel stack: where a trace ends.
-var rootRe = regexp.MustCompile(`^(?:el0t_64_sync|el0_sync|el0t_64_irq|ret_from_fork|kthread|__primary_switched|__secondary_switched|secondary_start_kernel|start_kernel|cpu_startup_entry|entry_SYSCALL_64_after_hwframe|entry_SYSCALL_64_fastpath|secondary_startup_64.*|start_secondary|x86_64_start_reservations|x86_64_start_kernel)$`)
+var rootRe = regexp.MustCompile(`^(?:entry_SYSENTER_compat|sysenter_flags_fixed|sysenter_dispatch|int_ret_from_sys_call|tracesys_phase2|system_call_fastpath|ret_from_syscall|el0_svc|el0_svc_naked|work_pending|ret_fast_syscall|el0t_64_sync|el0_sync|el0t_64_irq|ret_from_fork|kthread|__primary_switched|__secondary_switched|secondary_start_kernel|start_kernel|cpu_startup_entry|entry_SYSCALL_64_after_hwframe|entry_SYSCALL_64_fastpath|secondary_startup_64.*|start_secondary|x86_64_start_reservations|x86_64_start_kernel)$`)
 
 // complete is Complete: the first report in log has ended.
 func complete(log []byte) bool {
