@@ -1119,7 +1119,9 @@ var faultInjectionRe = regexp.MustCompile(`^(?:\[<?(?:0x)?[0-9a-f]+>?\] )?should
 // hasStack: ls hold a stack header with a frame in the 15 lines after it.
 func hasStack(ls []line) bool {
 	for i, l := range ls {
-		if !stackHeader(strings.TrimSpace(l.text)) {
+		// KFENCE's stack follows its access line ("Out-of-bounds read at 0x..."), with no
+		// header of its own
+		if t := strings.TrimSpace(l.text); !stackHeader(t) && !traceStart(t) {
 			continue
 		}
 		for j := i + 1; j < len(ls) && j <= i+15; j++ {
