@@ -968,9 +968,13 @@ func build(log []byte, ls []line, ru *rule, m []string, wide []line) *Report {
 	if strings.Contains(ru.title, "$access") {
 		// "Read of size 1 at addr ..." / "Write of size 8 ...": syzbot titles say which.
 		for _, l := range wide {
-			if t := strings.TrimSpace(l.text); strings.HasPrefix(t, "Write of size") || strings.HasPrefix(t, "Write at addr") {
+			t := strings.TrimSpace(l.text)
+			if strings.HasPrefix(t, "Write of size") || strings.HasPrefix(t, "Write at addr") {
 				access = "Write"
 				break
+			}
+			if strings.HasPrefix(t, "Read of size") || strings.HasPrefix(t, "Read at addr") {
+				break // the first access line is this report's (wide text runs on past it)
 			}
 		}
 	}
