@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 var quickBytes = func() [][]byte {
@@ -761,9 +762,12 @@ func titleLines(lines []line, i int, ru *rule, timed bool, nested, last int) []l
 	cpus, skip := false, false
 	for j := i + 1; j < len(lines) && j-i < maxTitleScan && len(out) < maxTitleLines; j++ {
 		l := lines[j]
-		// With printk caller ids the context's lines go on through other reports:
-		// theirs are filtered out below.
-		if k, _ := kernelStartAt(lines, j, timed); k >= 0 && caller == "" && !continuesTitle(&rules[k]) && !continues(ru, &rules[k], j-i) && (nested < 0 || j > last) {
+		// With printk caller ids the context's lines go on through other contexts'
+		// reports; a new report of its own ends it.
+		if caller != "" && l.caller != caller && !cpus {
+			continue // another context's line: neither the title's text nor its end
+		}
+		if k, _ := kernelStartAt(lines, j, timed); k >= 0 && !continuesTitle(&rules[k]) && !continues(ru, &rules[k], j-i) && (nested < 0 || j > last) {
 			break
 		}
 		switch {
@@ -789,7 +793,7 @@ func titleLines(lines []line, i int, ru *rule, timed bool, nested, last int) []l
 // many reports is parsed in linear time; a stack is never that far from its report's
 // start.
 const (
-	maxTitleScan  = 20000
+	maxTitleScan  = 5000
 	maxTitleLines = 2000
 )
 
@@ -1062,7 +1066,7 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 		return fs, len(fs) > 0
 	}
 	if f.pc {
-		for i < len(ls) && !pcRe.MatchString(ls[i].text) {
+		for i < len(ls) && !pcLine(ls[i].text) {
 			if faultLine(ls[i].text) {
 				return nil, false
 			}
@@ -1098,8 +1102,10 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 			// be told apart from the report's own frames.
 			return nil, false
 		}
-		if sm := armFromRe.FindStringSubmatch(t); sm != nil {
+		if sm := armFromLine(t); sm != nil {
 			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
+		} else if !strings.ContainsAny(t, "+.") {
+			continue
 		} else if sm := looseFrameRe.FindStringSubmatch(inlineMarker(t)); sm != nil {
 			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
 		}
@@ -1111,6 +1117,11 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 // [<addr>] func+0x..", arm64's "pc : func+0x..", 4.x arm64's "PC is at func+0x..", or an
 // address the kernel could not name (no function then).
 var pcRe = regexp.MustCompile(`(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:\[<?(?:0x)?[0-9a-f]+>?\] +){0,2}([A-Za-z0-9_]+)(?:\.|\+)|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?\[<?(?:0x)?[0-9a-f]+>?\] +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))`)
+
+// pcLine is pcRe.MatchString for lines that can match.
+func pcLine(t string) bool {
+	return (strings.Contains(t, "IP") || strings.Contains(t, "pc ") || strings.Contains(t, "PC is at")) && pcRe.MatchString(t)
+}
 
 // looseFrameRe reads a stack line as syzbot does: an optional address or two, then a
 // name followed by "+" (an offset) or "." (a compiler suffix). "? " frames do not match.
@@ -1151,6 +1162,18 @@ func anyTraceStart(ls []line) bool {
 	return false
 }
 
+var needles sync.Map // *regexp.Regexp -> string
+
+// needleOf returns the longest literal every match of re contains ("" if none).
+func needleOf(re *regexp.Regexp) string {
+	if v, ok := needles.Load(re); ok {
+		return v.(string)
+	}
+	n := longestLiteral(re.String())
+	needles.Store(re, n)
+	return n
+}
+
 // faultLine: a frame of a fault injection's stack, printed into the report: from
 // there on the report's own frames cannot be told apart from it.
 func faultLine(t string) bool {
@@ -1159,12 +1182,20 @@ func faultLine(t string) bool {
 
 // anyLine: some line of ls matches re.
 func anyLine(ls []line, re *regexp.Regexp) bool {
+	lit := needleOf(re)
 	for _, l := range ls {
-		if re.MatchString(l.text) {
+		if strings.Contains(l.text, lit) && re.MatchString(l.text) {
 			return true
 		}
 	}
 	return false
+}
+
+func armFromLine(t string) []string {
+	if !strings.Contains(t, ") from [<") {
+		return nil
+	}
+	return armFromRe.FindStringSubmatch(t)
 }
 
 // armFromRe: 32-bit arm's "[<8010e300>] (show_stack) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)".
