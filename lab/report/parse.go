@@ -1104,10 +1104,8 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 		}
 		if sm := armFromLine(t); sm != nil {
 			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
-		} else if !strings.ContainsAny(t, "+.") {
-			continue
-		} else if sm := looseFrameRe.FindStringSubmatch(inlineMarker(t)); sm != nil {
-			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
+		} else if name := looseFrame(inlineMarker(t)); name != "" {
+			fs = append(fs, Frame{Func: strings.Clone(name)})
 		}
 	}
 	return fs, len(fs) > 0
@@ -1117,6 +1115,33 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 // [<addr>] func+0x..", arm64's "pc : func+0x..", 4.x arm64's "PC is at func+0x..", or an
 // address the kernel could not name (no function then).
 var pcRe = regexp.MustCompile(`(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:\[<?(?:0x)?[0-9a-f]+>?\] +){0,2}([A-Za-z0-9_]+)(?:\.|\+)|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?\[<?(?:0x)?[0-9a-f]+>?\] +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))`)
+
+// looseFrame is looseFrameRe's submatch written out (TestLooseFrame holds them equal):
+// it runs on every line of a title's text.
+func looseFrame(t string) string {
+	for n := 0; n < 2 && strings.HasPrefix(t, "["); n++ {
+		end := strings.Index(t, "] ")
+		if end < 0 {
+			break
+		}
+		a := strings.TrimSuffix(strings.TrimPrefix(t[1:end], "<"), ">")
+		if p := strings.TrimLeft(a, " "); len(p) > 2 && p[0] == '(' && p[len(p)-1] == ')' && strings.Trim(p[1:len(p)-1], "_") == "ptrval" {
+			a = "0" // a hashed pointer, "(____ptrval____)"
+		}
+		if !isHex(strings.TrimPrefix(a, "0x")) {
+			break
+		}
+		t = t[end+2:]
+	}
+	i := 0
+	for i < len(t) && (isNameByte(t[i]) && t[i] != '.' && t[i] != '$') {
+		i++
+	}
+	if i == 0 || i == len(t) || t[i] != '.' && t[i] != '+' {
+		return ""
+	}
+	return t[:i]
+}
 
 // pcLine is pcRe.MatchString for lines that can match.
 func pcLine(t string) bool {
@@ -1144,7 +1169,7 @@ func hasStack(ls []line) bool {
 			if stackHeader(t) {
 				break
 			}
-			if strings.Contains(t, "(stack is not available)") || looseFrameRe.MatchString(inlineMarker(t)) || armFromRe.MatchString(t) {
+			if strings.Contains(t, "(stack is not available)") || looseFrame(inlineMarker(t)) != "" || armFromRe.MatchString(t) {
 				return true
 			}
 		}

@@ -146,3 +146,23 @@ func TestRuleLines(t *testing.T) {
 		}
 	}
 }
+
+// TestLooseFrame holds looseFrame to looseFrameRe on frame lines of every era and on
+// lines that only look like frames.
+func TestLooseFrame(t *testing.T) {
+	for _, l := range []string{
+		"dump_stack+0x1db/0x2d0", "[<ffffffff81d90889>] dump_stack+0xc1/0x128",
+		"[<ffffffff81d90889>] [<ffffffff81d90889>] foo.cold+0x1/0x2", "? foo+0x1/0x2",
+		"[<00000000>] (null)", "ata1.00: configured", "Modules linked in: foo", "x29: ffff",
+		"[<zz>] foo+0x1", "[<ffff>]foo+0x1", "foo", "foo+", "[<0x1234>] bar.isra.0+0x1/0x2", "",
+		"[<(____ptrval____)>] kmemleak_alloc+0x1/0x2", "[< (ptrval)>] foo+0x1", "[<(ptrval>] foo+0x1",
+	} {
+		want := ""
+		if sm := looseFrameRe.FindStringSubmatch(l); sm != nil {
+			want = sm[1]
+		}
+		if got := looseFrame(l); got != want {
+			t.Errorf("looseFrame(%q) = %q, want %q", l, got, want)
+		}
+	}
+}
