@@ -306,6 +306,7 @@ var rules = []rule{
 	{start: re(`^PANIC: double fault`), typ: GPF, title: "PANIC: double fault in %s", from: pcOnly},
 	{start: re(`^(?:Oops: )?(?:divide error|divide_error): `), typ: DivideError, title: "divide error in %s", from: pcOnly},
 	{start: re(`^(?:Oops: )?invalid opcode: `), typ: InvalidOpcode, title: "invalid opcode in %s", from: pcOnly},
+	{start: re(`^(?:Oops: )?int3: `), typ: Oops, title: "int3 in %s", from: pcTrace},
 	{start: re(`^Internal error: Oops - BUG`), typ: Bug, title: "kernel BUG in %s", from: pcTrace},
 	// arm64's undefined instruction is x86's invalid opcode: syzbot titles them apart, the
 	// signature does not, so one bug seen on both arches is one bug.
@@ -376,7 +377,7 @@ var rules = []rule{
 	{start: warnAt(`kernel/locking/lockdep\.c.*lock_`), typ: Lockdep, title: "WARNING: locking bug in %s",
 		skip: re(`lock_sock|release_sock`), from: warnFrom},
 	{start: warnAt(`mm/vmalloc\.c:\d+ __vmalloc_node`), typ: Warning, title: "WARNING: zero-size vmalloc in %s", from: warnFrom},
-	{start: warnAt(`mm/\S+\.c:\d+ \S*k?.?malloc`), typ: Warning, title: "WARNING: kmalloc bug in %s",
+	{start: warnAt(`mm/\S+\.c:\d+ k?.?malloc`), typ: Warning, title: "WARNING: kmalloc bug in %s",
 		skip: re(`kmalloc|krealloc|slab|kmem`), from: warnFrom},
 	// 6.18's "WARNING: file:line at FUNC+0x.., CPU#0: comm/pid", 3.x–6.x's
 	// "WARNING: CPU: 0 PID: 1 at file:line FUNC+0x..", 3.x's "WARNING: at file:line FUNC()".
@@ -384,9 +385,9 @@ var rules = []rule{
 	// line names the function that warned, often a helper (usb_submit_urb, __flush_work)
 	// that a driver misused.
 	{start: re(`^WARNING: .*? usb_submit_urb`), typ: Warning, title: "WARNING in %s/usb_submit_urb", from: warnFrom},
-	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s", from: warnFrom},
+	{start: re(`^WARNING: (?:CPU: \d+ PID: -?\d+ )?at \S+ ` + fn), typ: Warning, title: "WARNING in %s", from: warnFrom},
 	{start: re(`^WARNING: (?:\[.*?\] )?\S+:\d+ at (?:` + fn + `\+0x|0x)`), typ: Warning, title: "WARNING in %s", from: warnFrom},
-	{start: re(`^WARNING: (?:CPU: \d+ PID: \d+ )?at \S+$`), typ: Warning, title: "WARNING in %s", from: warnFrom},
+	{start: re(`^WARNING: (?:CPU: \d+ PID: -?\d+ )?at \S+$`), typ: Warning, title: "WARNING in %s", from: warnFrom},
 
 	// Other BUG:s.
 	{start: re(`^BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)`),
@@ -485,7 +486,7 @@ var rules = []rule{
 // quick holds substrings at least one of which every start line contains, so most lines
 // are rejected with a few Contains calls before any regexp runs.
 var quick = []string{"BUG", "Unable to handle", "general protection", "corruption", "WARNING: ",
-	"LOCKUP", "INFO: ", "error: ", "opcode: ", "Internal error", "Kernel panic", "UBSAN: ",
+	"LOCKUP", "INFO: ", "error: ", "opcode: ", "int3: ", "Internal error", "Kernel panic", "UBSAN: ",
 	"unreferenced object", "usercopy: ", "VFS: ", "unregister_netdevice", "stack segment", "PANIC: ",
 	"Unhandled fault", "Alignment trap", "Booting the kernel", "unsafe lock order", "Linux version"}
 
