@@ -14,8 +14,9 @@ import (
 // sanitizer runtimes (KASAN, KMSAN, KCSAN, UBSAN, kcov), lockdep's checking and printing,
 // locking, scheduling and waiting primitives, memory and string helpers, refcount and
 // debug-object checks, allocator internals, watchdog, RCU and stall printers, interrupt
-// and syscall entry. The guilty frame is the first frame outside them (and outside its
-// kind's own skip list). One anchored pattern per entry; ".*" marks a family.
+// and syscall entry. A task's backtrace (sysrq, vmcore) is named after its first frame
+// outside them and infraParts; a crash report's title uses infraParts alone, as
+// syzbot's do (see isReportInfra). One anchored pattern per entry; ".*" marks a family.
 var infraFrames = []string{
 	// reporting
 	`dump_stack.*`, `__dump_stack`, `dump_backtrace`, `show_stack`, `show_regs`, `show_trace.*`, `__show_regs`,

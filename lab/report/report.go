@@ -8,16 +8,21 @@
 // fails; a report it could not make sense of is marked Corrupted with a reason.
 //
 // Each kind of report is a row of the rules table (rules.go): its start line, title
-// format, the frames it skips, where its function comes from, alternative titles.
+// format, the frames it skips, where the stack that names its culprit is (the faulting
+// instruction then the call trace, the call trace only, the sanitizer's own line,
+// lockdep's "at:" lines, the code a timer interrupt caught), alternative titles.
 // Titles follow syzbot's ("KASAN: use-after-free Read in tty_release", "possible
-// deadlock in rl_deadlock", "WARNING: refcount bug in X") and name the guilty frame: the
-// first frame of the crashing stack outside the shared infrastructure list (reporting,
-// lockdep, sanitizer runtimes, mem*/str* helpers, refcount/warn helpers, printk,
-// scheduler and RCU reporting, fault entry on both arches; see infraFrames), outside
-// the kind's own skip list, and not an unreliable "? " frame. Stalls are named after the
-// entry point of the looping code, hung tasks after what they wait on, as syzbot does. Signatures hash the
-// normalised title and the guilty frame's caller, so the same bug from another run, CPU,
-// arch or kernel era matches (testdata/signatures.txt holds the real pairs).
+// deadlock in rl_deadlock", "WARNING: refcount bug in X") and are read the way syzbot
+// reads them: from the start line to the next report's start in the report's own
+// printk context, naming the first frame there that is not one of the helpers syzbot's
+// titles pass over (infraParts: sanitizer runtimes, reporting, allocators, locking,
+// string and copy helpers, device-model teardown, ...) nor in the kind's skip list, nor
+// an unreliable "? " frame; "in corrupted" when there is none. Stalls are named after
+// the entry point of the looping code, hung tasks after what they wait on. Numbers,
+// addresses and PIDs in a title become placeholders. TestExternalCorpus measures all
+// this against an outside corpus of titled logs (REPROLAB_REPORT_CORPUS). Signatures
+// hash the normalised title and the guilty frame's caller, so the same bug from another
+// run, CPU, arch or kernel era matches (testdata/signatures.txt holds the real pairs).
 //
 // Symbolizer adds file:line and inlined frames from a vmlinux with DWARF; Symbolize
 // never changes a report's title or signature. ParseBacktraces and CrashBacktraces read
