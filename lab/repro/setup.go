@@ -51,6 +51,9 @@ func (r *run) setup(ctx context.Context) (Outcome, error) {
 	return "", nil
 }
 
+// modulesStep names the wait for late modules in Timings.Setup.
+const modulesStep = "modules (loaded after the agent answered)"
+
 // waitModules is setup's step 0 when the guest loads modules after its agent answered
 // (cmd/reprolab-agent/modules.go): it waits until they are all in and prints what loading
 // them did, so their time shows as a step of its own instead of hiding in the first one.
@@ -59,7 +62,7 @@ func (r *run) waitModules(ctx context.Context) (Outcome, error) {
 	if !r.lateModules {
 		return "", nil
 	}
-	const name, cmd = "modules (loaded after the agent answered)", "reprolab-agent modules"
+	const name, cmd = modulesStep, "reprolab-agent modules"
 	r.status("setup: waiting for modules")
 	fmt.Fprintf(r.guestLg, "### setup 0: %s\n$ %s\n", name, cmd)
 	t := time.Now()
