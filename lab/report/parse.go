@@ -1103,7 +1103,12 @@ func markedStack(ls []line, f stackFrom, lineFunc string) ([]Frame, bool) {
 			return nil, false
 		}
 		if sm := armFromLine(t); sm != nil {
+			// Both ends of the call, as syzbot reads them: the first frame is
+			// otherwise only in the link register.
 			fs = append(fs, Frame{Func: strings.Clone(sm[1])})
+			if sm[2] != "" {
+				fs = append(fs, Frame{Func: strings.Clone(sm[2])})
+			}
 		} else if name := looseFrame(inlineMarker(t)); name != "" {
 			fs = append(fs, Frame{Func: strings.Clone(name)})
 		}
@@ -1224,7 +1229,7 @@ func armFromLine(t string) []string {
 }
 
 // armFromRe: 32-bit arm's "[<8010e300>] (show_stack) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)".
-var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from `)
+var armFromRe = regexp.MustCompile(`^\[<[0-9a-f]+>\] \(([A-Za-z0-9_.$]+)\) from (?:\[<[0-9a-f]+>\] \(([A-Za-z0-9_]+)[.+])?`)
 
 // stackHeader: a line that begins a new stack in a report (KFENCE's access line does
 // not: its stack follows it).
