@@ -183,7 +183,7 @@ func kernelStartAt(lines []line, i int, timed bool) (int, []string) {
 	if k < 0 {
 		lines[i].rule = 1 // matches no rule, whatever comes next
 	}
-	if k < 0 || lines[i].ts != "" {
+	if k < 0 || lines[i].ts != "" || rules[k].kernelText {
 		return k, m
 	}
 	// Sanitizers print a paragraph (access, task, blank line) before the first line only a

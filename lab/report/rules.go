@@ -59,6 +59,9 @@ type rule struct {
 	// untimed: also printed by user space with no printk timestamp (syzkaller's
 	// executor prints "BUG: memory leak" and kmemleak's file contents).
 	untimed bool
+	// kernelText: only the kernel prints this line, so a console without timestamps
+	// needs no report body after it to tell it from user space's output.
+	kernelText bool
 	// corrupted: this start line on its own means the real header was lost.
 	corrupted string
 	// sigTitle, when set, replaces title in the signature: the same bug on another arch.
@@ -470,8 +473,8 @@ var rules = []rule{
 	{start: re(`^INFO: (Freed|Allocated) in (.*)`), typ: KASAN, title: "INFO: $1 in $2", noFrames: true,
 		corrupted: "truncated: an old KASAN report's object history without its header"},
 	{start: re(`^INFO:\s*$`), typ: Unknown, title: "INFO: corrupted", noFrames: true, corrupted: "truncated: an INFO: line cut off"},
-	{start: re(`^VFS: Close: file count is 0`), typ: Bug, title: "VFS: Close: file count is zero (use-after-free)", noFrames: true},
-	{start: re(`^VFS: Busy inodes after unmount`), typ: Bug, title: "VFS: Busy inodes after unmount (use-after-free)", noFrames: true},
+	{start: re(`^VFS: Close: file count is 0`), typ: Bug, title: "VFS: Close: file count is zero (use-after-free)", noFrames: true, kernelText: true},
+	{start: re(`^VFS: Busy inodes after unmount`), typ: Bug, title: "VFS: Busy inodes after unmount (use-after-free)", noFrames: true, kernelText: true},
 	// No catch-all for other "WARNING: " lines: healthy kernels print some ("WARNING:
 	// Spectre v2 mitigation leaves CPU vulnerable to RETBleed attacks", "WARNING: BIOS
 	// bug: CPU MTRRs don't cover all of memory"), and a clean log must report nothing.
