@@ -33,9 +33,16 @@ for c in $(echo "$CASES" | tr , ' '); do
 	panic_on_oops) echo 1 > /proc/sys/kernel/panic_on_oops ;;
 	sleep*) sleep ${c#sleep} ;;
 	leak) # kmemleak reports objects older than 5 s (kmemleak.verbose=1 prints them)
-		run "echo leak > /proc/rlcrash"; sleep 6
+		run "echo leak > /proc/rlcrash"
+		# new tasks reuse (and clear) a cached stack the leaking task may have left a
+		# copy of the pointer on
+		for i in 1 2 3 4 5 6; do sh -c true; done
+		sleep 6
 		mount -t debugfs none /sys/kernel/debug
-		echo scan > /sys/kernel/debug/kmemleak; echo scan > /sys/kernel/debug/kmemleak ;;
+		# an object is reported once it is found unreferenced with its checksum unchanged
+		# since the scan before: two scans, plus one in case a stale copy still pointed
+		# at it in the first
+		for i in 1 2 3; do echo scan > /sys/kernel/debug/kmemleak; done ;;
 	leakcat) # what syzkaller's executor does: a "BUG: memory leak" line, then the leaks
 		l=$(cat /sys/kernel/debug/kmemleak) # debugfs files have no size: read it
 		[ -n "$l" ] && { echo "BUG: memory leak"; echo "$l"; } ;;
@@ -43,6 +50,8 @@ for c in $(echo "$CASES" | tr , ' '); do
 		# boot does not fill KFENCE's 255 objects before the trigger runs)
 		echo 1 > /sys/module/kfence/parameters/sample_interval
 		run "echo $c > /proc/rlcrash" ;;
+	kcsanstats) # KCSAN's counters (watchpoints set up, races found)
+		mount -t debugfs none /sys/kernel/debug 2>/dev/null; cat /sys/kernel/debug/kcsan ;;
 	netdev) run "echo netdev > /proc/rlcrash" ;;
 	userwarn) # user space writing report-like lines to the console: not kernel reports
 		echo "WARNING: user space says this, not the kernel"
