@@ -50,6 +50,9 @@ for c in $(echo "$CASES" | tr , ' '); do
 		# boot does not fill KFENCE's 255 objects before the trigger runs)
 		echo 1 > /sys/module/kfence/parameters/sample_interval
 		run "echo $c > /proc/rlcrash" ;;
+	kcsanwide) # longer, denser watchpoints from here on (at boot they slow TCG past the timeout)
+		echo 1000 > /sys/module/kcsan/parameters/udelay_task
+		echo 400 > /sys/module/kcsan/parameters/skip_watch ;;
 	kcsanstats) # KCSAN's counters (watchpoints set up, races found)
 		mount -t debugfs none /sys/kernel/debug 2>/dev/null; cat /sys/kernel/debug/kcsan ;;
 	netdev) run "echo netdev > /proc/rlcrash" ;;

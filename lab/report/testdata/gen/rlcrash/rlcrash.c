@@ -577,6 +577,7 @@ static noinline int rl_race_writer(void *arg)
 		barrier(); /* one load and store per turn, not a register kept till the end */
 		cond_resched();
 	}
+	pr_info("rlcrash: writer on CPU %d done at %ld\n", raw_smp_processor_id(), rl_racy);
 	return 0;
 }
 
@@ -591,6 +592,7 @@ static noinline int rl_race_reader(void *arg)
 		barrier();
 		cond_resched();
 	}
+	pr_info("rlcrash: reader on CPU %d done, saw %ld\n", raw_smp_processor_id(), seen);
 	return 0;
 }
 
