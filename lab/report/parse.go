@@ -22,7 +22,7 @@ func matchStart(text string) (int, []string) {
 		return -1, nil
 	}
 	// 4.x lockdep and debug banners: "[ BUG: bad unlock balance detected! ]".
-	if strings.HasPrefix(t, "[ ") && strings.HasSuffix(t, " ]") {
+	if len(t) > 4 && strings.HasPrefix(t, "[ ") && strings.HasSuffix(t, " ]") { // not "[ ]" (fuzz)
 		if k, m := matchStart1(t[2 : len(t)-2]); k >= 0 {
 			return k, m
 		}
@@ -42,6 +42,9 @@ func matchStart(text string) (int, []string) {
 }
 
 func matchStart1(t string) (int, []string) {
+	if t == "" { // an embedded kernel line with no text after its timestamp (fuzz)
+		return -1, nil
+	}
 	cand := rulesByFirst[t[0]]
 	if len(cand) == 0 {
 		return -1, nil
