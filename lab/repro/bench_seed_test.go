@@ -222,14 +222,8 @@ func reportSeed(b *testing.B, trials []seedTrial) {
 		}
 	}
 	sort.Float64s(toPanic)
-	median := func(v []float64) float64 {
-		if len(v) == 0 {
-			return 0
-		}
-		s := append([]float64(nil), v...)
-		sort.Float64s(s)
-		return s[len(s)/2]
-	}
+	// One place computes medians and quartiles (lab/stats), as the matrix report does.
+	median := func(v []float64) float64 { return stats.Summary(v).Median }
 	rate, lo, hi := stats.PoissonRate(crashes, exposure/3600, 0.95)
 	b.Logf("%d trials: %d crashed in the loop, %d in boot/setup; median start → parsed panic %.1fs (all: %.1f); %.2f loop-hours exposed; crash rate %.0f/loop-hour (95%%: %.0f–%.0f)",
 		len(trials), crashes, inSetup, median(toPanic), toPanic, exposure/3600, rate, lo, hi)
