@@ -547,13 +547,40 @@ func (r *run) crashed(ctx context.Context) (Outcome, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	// Let the panic's trailing lines (end Kernel panic, pvpanic pause) arrive.
-	time.Sleep(500 * time.Millisecond)
+	r.awaitPanicPause(ctx)
 	if r.cfg.DumpVmcore {
 		r.dumpVmcore(ctx)
 	}
 	r.writeReports()
 	return Crashed, nil
+}
+
+// awaitPanicPause lets the panic's trailing lines (end Kernel panic) arrive. With a pvpanic
+// driver the guest pauses itself at the end of panic() (-action panic=pause), and a paused
+// guest prints nothing more, so the wait ends a moment after the pause: a seed trial's report
+// used to wait a fixed half second of its 2–10 s. Without the pause (no driver, an oops that
+// does not panic) it waits the half second as before.
+func (r *run) awaitPanicPause(ctx context.Context) {
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		select {
+		case <-r.vm.Exited():
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		st, err := r.vm.Status(sctx)
+		cancel()
+		if err == nil && st == "guest-panicked" {
+			// What the vCPU wrote before pausing is in the console pipe: give the reader
+			// a moment to take it.
+			time.Sleep(50 * time.Millisecond)
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 func (r *run) phase() string {
