@@ -62,15 +62,7 @@ func cachedSeedKernel(t testing.TB, arch qemu.Arch) *kbuild.Result {
 		if err != nil {
 			continue
 		}
-		var md struct {
-			Arch          string                  `json:"arch"`
-			KernelVersion string                  `json:"kernel_version"`
-			Patches       []any                   `json:"patches"`
-			Probes        []struct{ Name string } `json:"probes"`
-			CmdlineParams []string                `json:"cmdline_params"`
-			Artifacts     map[string]string       `json:"artifacts"`
-			Built         time.Time               `json:"built"`
-		}
+		var md kbuild.Metadata // the build's own record, as kbuild writes it
 		if json.Unmarshal(data, &md) != nil || md.Arch != string(arch) || !strings.HasPrefix(md.KernelVersion, "4.11") ||
 			len(md.Patches) > 0 || len(md.Probes) != 1 || md.Probes[0].Name != "seed" || !md.Built.After(bestBuilt) {
 			continue
