@@ -214,12 +214,10 @@ func reportSeed(b *testing.B, trials []seedTrial) {
 		}
 	}
 	sort.Float64s(toPanic)
-	// One place computes medians and quartiles (lab/stats), as the matrix report does.
-	median := func(v []float64) float64 { return stats.Summary(v).Median }
 	rate, lo, hi := stats.PoissonRate(crashes, exposure/3600, 0.95)
 	b.Logf("%d trials: %d crashed in the loop, %d in boot/setup; median start → parsed panic %.1fs (all: %.1f); %.2f loop-hours exposed; crash rate %.0f/loop-hour (95%%: %.0f–%.0f)",
-		len(trials), crashes, inSetup, median(toPanic), toPanic, exposure/3600, rate, lo, hi)
-	b.ReportMetric(median(toPanic), "s-to-parsed-panic")
+		len(trials), crashes, inSetup, Median(toPanic), toPanic, exposure/3600, rate, lo, hi)
+	b.ReportMetric(Median(toPanic), "s-to-parsed-panic")
 	// Trials per hour over the wall time they took: a trial that never crashes runs its
 	// whole budget, and that is what a campaign pays for it.
 	var wall float64
