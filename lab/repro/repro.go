@@ -352,13 +352,23 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	res.Timings.QEMUStartSeconds = secs(r.vm.Started.Sub(qemuAt))
 	_ = res.WriteMeta()
 
-	// Boot: wait for the agent, but a crash or QEMU's death ends the wait at once.
-	if o, err := r.boot(ctx, hostKey, signer); o != "" {
+	// Boot: wait for the agent, but a crash or QEMU's death ends the wait at once. Meanwhile
+	// the kernel's entry is watched for, so its early work is not counted as firmware.
+	entryCtx, stopEntry := context.WithCancel(ctx)
+	entry := make(chan time.Time, 1)
+	go func() {
+		t, _ := r.vm.KernelEntry(entryCtx)
+		entry <- t
+	}()
+	o, err := r.boot(ctx, hostKey, signer)
+	stopEntry()
+	kernelEntry := <-entry
+	if o != "" {
 		return o, err
 	}
 	sshUp := time.Now()
 	res.BootSeconds = secs(sshUp.Sub(r.vm.Started))
-	r.accountBoot(r.vm.Started, sshUp)
+	r.accountBoot(r.vm.Started, sshUp, kernelEntry)
 	res.KernelToInit = res.Timings.KernelToInit
 	r.prepareVmcore(ctx)
 	r.say("boot: agent answered after %.1fs (kernel reached /init at %.2fs, accel %s)", res.BootSeconds, res.KernelToInit, res.Accel)
