@@ -15,6 +15,7 @@ type Timing struct {
 	Runs         int     `json:"runs"` // runs with timings recorded
 	Boot         float64 `json:"boot_seconds"`
 	Firmware     float64 `json:"firmware_seconds"`
+	KernelEarly  float64 `json:"kernel_before_clock_seconds"` // the kernel runs → its clock starts
 	KernelToInit float64 `json:"kernel_to_init_seconds"`
 	InitToReady  float64 `json:"init_to_ready_seconds"` // /init → agent → SSH
 	Setup        float64 `json:"setup_seconds"`
@@ -29,6 +30,7 @@ type Timing struct {
 type runTimings struct {
 	Boot         float64 `json:"boot_seconds"`
 	Firmware     float64 `json:"firmware_seconds"`
+	KernelEarly  float64 `json:"kernel_before_clock_seconds"`
 	KernelToInit float64 `json:"kernel_to_init_seconds"`
 	InitToAgent  float64 `json:"init_to_agent_seconds"`
 	AgentToSSH   float64 `json:"agent_to_ssh_seconds"`
@@ -43,7 +45,7 @@ type runTimings struct {
 // CellTiming computes a cell's median split over its runs that recorded timings; nil when
 // none did (runs recorded before timings existed).
 func CellTiming(runs []store.Run) *Timing {
-	var cols [9][]float64
+	var cols [10][]float64
 	t := &Timing{}
 	for _, r := range runs {
 		if r.Timings == "" {
@@ -54,7 +56,7 @@ func CellTiming(runs []store.Run) *Timing {
 			continue
 		}
 		t.Runs++
-		for i, v := range []float64{rt.Boot, rt.Firmware, rt.KernelToInit, rt.InitToAgent + rt.AgentToSSH, rt.Setup, rt.FirstIter, rt.Iterations.MedianMs, rt.Total, r.Load[0]} {
+		for i, v := range []float64{rt.Boot, rt.Firmware, rt.KernelEarly, rt.KernelToInit, rt.InitToAgent + rt.AgentToSSH, rt.Setup, rt.FirstIter, rt.Iterations.MedianMs, rt.Total, r.Load[0]} {
 			cols[i] = append(cols[i], v)
 		}
 		if r.Cores > 0 && r.Load[0] > float64(r.Cores) {
@@ -68,7 +70,7 @@ func CellTiming(runs []store.Run) *Timing {
 	for i := range cols {
 		m[i] = median(cols[i])
 	}
-	t.Boot, t.Firmware, t.KernelToInit, t.InitToReady, t.Setup, t.FirstIter, t.IterationMs, t.Total, t.Load1 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]
+	t.Boot, t.Firmware, t.KernelEarly, t.KernelToInit, t.InitToReady, t.Setup, t.FirstIter, t.IterationMs, t.Total, t.Load1 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9]
 	return t
 }
 
@@ -95,15 +97,15 @@ func timingSection(r *Report) string {
 			continue
 		}
 		busy += t.BusyRuns
-		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", mdEscape(c.ID), t.Runs,
-			sig(t.Firmware), sig(t.KernelToInit), sig(t.InitToReady), sig(t.Boot), sig(t.Setup), sig(t.FirstIter), sig(t.IterationMs), sig(t.Total), sig(t.Load1)))
+		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", mdEscape(c.ID), t.Runs,
+			sig(t.Firmware), sig(t.KernelEarly), sig(t.KernelToInit), sig(t.InitToReady), sig(t.Boot), sig(t.Setup), sig(t.FirstIter), sig(t.IterationMs), sig(t.Total), sig(t.Load1)))
 	}
 	if len(rows) == 0 {
 		return ""
 	}
 	var b strings.Builder
 	b.WriteString("\n### Where the time went (median per cell, seconds)\n\n")
-	b.WriteString("| cell | runs | firmware | kernel→/init | /init→ready | boot | setup | first iteration at | iteration ms | total | load |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| cell | runs | firmware | kernel before its clock | kernel→/init | /init→ready | boot | setup | first iteration at | iteration ms | total | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	b.WriteString(strings.Join(rows, "\n") + "\n")
 	if busy > 0 {
 		fmt.Fprintf(&b, "\n%d runs started on a busy host (1-minute load above its cores): their timings and crash rates are not an idle host's.\n", busy)

@@ -130,10 +130,11 @@ func (r *run) accountBoot(qemuStarted, sshUp, entry time.Time) {
 				// after the kernel's own early work: the wall time before /init beyond the
 				// kernel's count is split at the moment the kernel was seen running.
 				beforeClock := max(0, secs(seen.Sub(qemuStarted))-k.Seconds())
-				t.FirmwareSeconds = beforeClock
-				if fw := secs(entry.Sub(qemuStarted)); !entry.IsZero() && fw < beforeClock {
-					t.FirmwareSeconds, t.KernelEarlySeconds = fw, beforeClock-fw
+				entered := -1.0
+				if !entry.IsZero() {
+					entered = secs(entry.Sub(qemuStarted))
 				}
+				t.FirmwareSeconds, t.KernelEarlySeconds = splitBeforeClock(beforeClock, entered)
 			}
 			break
 		}
@@ -144,6 +145,17 @@ func (r *run) accountBoot(qemuStarted, sshUp, entry time.Time) {
 	if seen := r.watch.SeenAt(agentReady); !seen.IsZero() {
 		t.AgentToSSH = max(0, secs(sshUp.Sub(seen)))
 	}
+}
+
+// splitBeforeClock divides the wall time before the kernel's clock started between the
+// firmware (up to the kernel's entry, seconds after QEMU started; negative: not seen) and the
+// kernel's own early work. An entry seen only after the clock started (a late sample) says
+// nothing, and all of it stays firmware, as before entries were sampled.
+func splitBeforeClock(beforeClock, entered float64) (firmware, early float64) {
+	if entered < 0 || entered >= beforeClock {
+		return beforeClock, 0
+	}
+	return entered, beforeClock - entered
 }
 
 func (r *run) recordLoad(start bool) {
