@@ -31,11 +31,13 @@ func runInit() {
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
 		logErr("init: oom_score_adj: %v", err)
 	}
-	_ = unix.Sethostname([]byte("reprolab"))
-	seedEntropy(randomSeed)
-	// The server starts at once and finds its port as soon as the transport modules are
-	// in; the rest load behind it (modules.go).
+	// The server starts first: its own start is the longest step of the boot's user-space
+	// part, and everything else here runs beside it. It finds its port as soon as the
+	// transport modules are in, and its key exchange waits in getrandom until the seed below
+	// is credited; the rest of the modules load behind it (modules.go).
 	go func() {
+		_ = unix.Sethostname([]byte("reprolab"))
+		seedEntropy(randomSeed)
 		loadModules(modulesList)
 		logf("init: done in %v", time.Since(start).Round(time.Millisecond))
 	}()

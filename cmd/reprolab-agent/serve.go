@@ -32,15 +32,28 @@ const (
 // fresh SSH server connection (see lab/guest/wire.go for why the stream is resynchronized
 // rather than trusting end-of-file).
 func serve() error {
+	// The port may need modules still loading; memory is locked and the keys are parsed
+	// meanwhile. (Locking later, beside the handshake, slowed it: mlockall holds the
+	// address space's lock while it walks every mapping.)
+	type found struct {
+		dev string
+		err error
+	}
+	port := make(chan found, 1)
+	go func() {
+		dev, err := findPort(portName)
+		port <- found{dev, err}
+	}()
 	lockMemory()
 	config, err := serverConfig()
 	if err != nil {
 		return err
 	}
-	dev, err := findPort(portName)
-	if err != nil {
-		return err
+	p := <-port
+	if p.err != nil {
+		return p.err
 	}
+	dev := p.dev
 	logf("serve: port %s is %s", portName, dev)
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
