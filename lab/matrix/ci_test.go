@@ -49,6 +49,16 @@ var (
 	cliErr  error
 )
 
+// TestMain removes the CLI buildCLI built: every test run used to leave a 37 MB
+// reprolab-matrix-test-* directory in the temp dir.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliPath != "" {
+		os.RemoveAll(filepath.Dir(cliPath))
+	}
+	os.Exit(code)
+}
+
 // buildCLI builds the real reprolab binary once per test process.
 func buildCLI(t testing.TB) string {
 	t.Helper()
