@@ -3,8 +3,6 @@ package qemu
 import (
 	"context"
 	"errors"
-	"regexp"
-	"strconv"
 	"time"
 )
 
@@ -20,8 +18,6 @@ var kernelVA = map[Arch]uint64{
 	X86_64: 0xffffffff80000000,
 	ARM64:  0xffff000000000000,
 }
-
-var pcRe = regexp.MustCompile(`\b(?:RIP|PC)=([0-9a-f]{8,16})\b`)
 
 // entryPoll is how often vCPU 0's program counter is read: each read is one HMP command
 // under QEMU's lock, a fraction of a millisecond; the entry time is known to this much.
@@ -58,14 +54,4 @@ func (inst *Instance) KernelEntry(ctx context.Context) (time.Time, error) {
 		case <-t.C:
 		}
 	}
-}
-
-// parsePC reads the first program counter (x86 RIP, arm64 PC) in an HMP register dump.
-func parsePC(out string) (uint64, bool) {
-	m := pcRe.FindStringSubmatch(out)
-	if m == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(m[1], 16, 64)
-	return v, err == nil
 }

@@ -28,7 +28,19 @@ var (
 	cpuHdrRe = regexp.MustCompile(`(?m)^CPU#(\d+)$`)
 	regRe    = regexp.MustCompile(`\b(PC|X29|X30|SP)=([0-9a-f]{16})`)
 	pstateRe = regexp.MustCompile(`(?m)^PSTATE=.*$`)
+	pcRe     = regexp.MustCompile(`\b(?:RIP|PC)=([0-9a-f]{8,16})\b`)
 )
+
+// parsePC reads the first program counter in an HMP register dump: x86-64's RIP (absent
+// while the CPU is not yet in long mode, where QEMU prints EIP) or arm64's PC.
+func parsePC(out string) (uint64, bool) {
+	m := pcRe.FindStringSubmatch(out)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(m[1], 16, 64)
+	return v, err == nil
+}
 
 // CPURegisters returns every vCPU's registers (arm64 guests). The guest should be stopped,
 // so that the registers and the stack they point at agree.
