@@ -208,12 +208,56 @@ var stampRe = regexp.MustCompile(`(?m)^\[\s*(\d+\.\d+)\]\s?(.*)$`)
 func KernelTime(log []byte, marker string) time.Duration {
 	for _, m := range stampRe.FindAllSubmatch(log, -1) {
 		if bytes.Contains(m[2], []byte(marker)) {
-			f, err := strconv.ParseFloat(string(m[1]), 64)
-			if err != nil {
-				return -1
-			}
-			return time.Duration(f * float64(time.Second))
+			return stamp(m[1])
 		}
 	}
 	return -1
+}
+
+// Where user space starts, by the kernel's clock. 5.8+ kernels print runInit before they
+// exec /init. Older ones (v4.11, v4.13) do not; there kernel_init's last lines before the
+// exec, free_initmem's and mark_rodata_ro's "Freeing unused kernel ..." memory lines, stand
+// in, and failing those the first line of /init itself (the agent's), which is late by
+// however long /init takes to say something: a Go program's start, ~0.1–0.2 s under TCG.
+const (
+	runInit       = "Run /init as init process"
+	initMemFreed  = "Freeing unused kernel"
+	agentFirstMsg = "reprolab-agent: init"
+)
+
+// InitMarkers are lines of user space's start that every successful boot prints (the agent's
+// first one at least), for callers that time their arrival on the host.
+var InitMarkers = []string{runInit, agentFirstMsg}
+
+// InitStart returns the kernel's timestamp when it started /init and the line it was read
+// from (one of the three above), or -1 and "". An init-memory line printed after /init's
+// first line is not the kernel's last word before the exec, so it does not count.
+func InitStart(log []byte) (time.Duration, string) {
+	var freed time.Duration = -1
+	for _, m := range stampRe.FindAllSubmatch(log, -1) {
+		text := m[2]
+		switch {
+		case bytes.Contains(text, []byte(runInit)):
+			return stamp(m[1]), runInit
+		case bytes.Contains(text, []byte(agentFirstMsg)):
+			if freed >= 0 {
+				return freed, initMemFreed
+			}
+			return stamp(m[1]), agentFirstMsg
+		case bytes.Contains(text, []byte(initMemFreed)):
+			freed = stamp(m[1])
+		}
+	}
+	if freed >= 0 {
+		return freed, initMemFreed
+	}
+	return -1, ""
+}
+
+func stamp(s []byte) time.Duration {
+	f, err := strconv.ParseFloat(string(s), 64)
+	if err != nil {
+		return -1
+	}
+	return time.Duration(f * float64(time.Second))
 }

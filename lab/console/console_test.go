@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,46 @@ func TestArrivalTimes(t *testing.T) {
 	<-w.Crash()
 	if w.CrashSeen().Before(at) {
 		t.Fatalf("crash seen at %v, before the marker %v", w.CrashSeen(), at)
+	}
+}
+
+// TestInitStart reads testdata/init: real boot consoles cut around user space's start, each
+// headed by INIT: the kernel timestamp /init started at (or "none") and VIA: the line it is
+// read from; "#" lines say what the case is.
+func TestInitStart(t *testing.T) {
+	files, _ := filepath.Glob("testdata/init/*.txt")
+	if len(files) < 5 {
+		t.Fatalf("only %d cases in testdata/init", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, log, ok := bytes.Cut(data, []byte("\n\n"))
+			if !ok {
+				t.Fatal("no blank line after the header")
+			}
+			want, via := time.Duration(-1), ""
+			for _, l := range strings.Split(string(head), "\n") {
+				switch k, v, _ := strings.Cut(l, ": "); k {
+				case "INIT":
+					if v != "none" {
+						s, err := strconv.ParseFloat(v, 64)
+						if err != nil {
+							t.Fatalf("INIT %q: %v", v, err)
+						}
+						want = time.Duration(s * float64(time.Second))
+					}
+				case "VIA":
+					via = v
+				}
+			}
+			got, gotVia := InitStart(log)
+			if got != want || gotVia != via {
+				t.Errorf("InitStart = %v via %q, want %v via %q", got, gotVia, want, via)
+			}
+		})
 	}
 }

@@ -105,12 +105,8 @@ func secs(d time.Duration) float64 { return d.Seconds() }
 // agentReady is the agent's console line when its server listens (cmd/reprolab-agent).
 const agentReady = "reprolab-agent: ready"
 
-// initMarkers are the console lines that say userspace started: 5.x+ prints "Run /init as
-// init process"; older kernels do not, and there the agent's first line stands in.
-var initMarkers = []string{"Run /init as init process", "reprolab-agent: init"}
-
 func trackBootMarkers(w *console.Watcher) {
-	w.Track(append([]string{agentReady}, initMarkers...)...)
+	w.Track(append([]string{agentReady}, console.InitMarkers...)...)
 }
 
 // accountBoot fills the boot phases once the SSH session is up. entry is when the kernel was
@@ -122,20 +118,23 @@ func (r *run) accountBoot(qemuStarted, sshUp, entry time.Time) {
 	if fo := r.watch.FirstOutput(); !fo.IsZero() {
 		t.FirstConsoleSeconds = secs(fo.Sub(qemuStarted))
 	}
-	for _, m := range initMarkers {
-		if k := console.KernelTime(log, m); k >= 0 {
-			t.KernelToInit = k.Seconds()
-			if seen := r.watch.SeenAt(m); !seen.IsZero() {
-				// The kernel's clock starts after QEMU, firmware and decompression, and
-				// after the kernel's own early work: the wall time before /init beyond the
-				// kernel's count is split at the moment the kernel was seen running.
-				beforeClock := max(0, secs(seen.Sub(qemuStarted))-k.Seconds())
-				entered := -1.0
-				if !entry.IsZero() {
-					entered = secs(entry.Sub(qemuStarted))
-				}
-				t.FirmwareSeconds, t.KernelEarlySeconds = splitBeforeClock(beforeClock, entered)
+	if at, _ := console.InitStart(log); at >= 0 {
+		t.KernelToInit = at.Seconds()
+		// The kernel's clock starts after QEMU, firmware and decompression, and after the
+		// kernel's own early work. Where it started in wall time is any line's arrival on
+		// the host less its kernel timestamp; the wall time before it is split at the
+		// moment the kernel was seen running.
+		for _, m := range console.InitMarkers {
+			k, seen := console.KernelTime(log, m), r.watch.SeenAt(m)
+			if k < 0 || seen.IsZero() {
+				continue
 			}
+			beforeClock := max(0, secs(seen.Sub(qemuStarted))-k.Seconds())
+			entered := -1.0
+			if !entry.IsZero() {
+				entered = secs(entry.Sub(qemuStarted))
+			}
+			t.FirmwareSeconds, t.KernelEarlySeconds = splitBeforeClock(beforeClock, entered)
 			break
 		}
 	}
