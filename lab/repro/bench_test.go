@@ -21,8 +21,8 @@ func bootRuns() int {
 }
 
 // BenchmarkBoot measures, per kernel, QEMU start → the agent answering SSH (boot-to-ready),
-// next to the kernel's own timestamp at /init from the console, their ratio against issue
-// 11's targets (≤ 1.2 for kbuild kernels, ≤ 1.5 for Debian's), the time the modules loaded
+// next to the kernel's own time to /init (from its entry, seen over QMP, to its timestamp at
+// /init on the console), their ratio against issue 11's targets (≤ 1.2 for kbuild kernels, ≤ 1.5 for Debian's), the time the modules loaded
 // after the agent answered take (the first setup step), and the per-iteration overhead of a
 // trivial command (`true`) through SSH and the harness.
 //
@@ -94,21 +94,23 @@ func BenchmarkBoot(b *testing.B) {
 						1000*perIter, bootEntry(res), res.HostLoad, res.Timings.Split())
 				}
 			}
-			ratio := Median(ratios)
+			// Judged against the kernel's whole time to /init, from when it was seen running:
+			// its printk clock starts late (x86-64 calibrates its TSC first, arm64 relocates
+			// itself first), and that work is the kernel's, not the lab's.
+			ratio, ownRatio := Median(ratios), Median(ownRatios)
 			if tg.goal > 0 {
 				verdict := "met"
-				if ratio > tg.goal {
+				if ownRatio > tg.goal {
 					verdict = "NOT met"
 				}
-				b.Logf("median boot-to-ready / kernel→/init over %d boots: %.2f (target ≤ %.1f: %s)", len(ratios), ratio, tg.goal, verdict)
-				b.Logf("median boot-to-ready / the kernel's own time (from its entry, not its clock): %.2f; median overhead beyond the kernel %.2fs",
-					Median(ownRatios), Median(boots)-Median(owns))
+				b.Logf("median boot-to-ready / the kernel's own time to /init over %d boots: %.2f (target ≤ %.1f: %s); against its printk clock at /init: %.2f; median beyond the kernel %.2fs",
+					len(ownRatios), ownRatio, tg.goal, verdict, ratio, Median(boots)-Median(owns))
 			}
 			b.ReportMetric(Median(boots), "boot-to-ready-s")
 			b.ReportMetric(Median(inits), "kernel-to-init-s")
 			b.ReportMetric(ratio, "ready/init")
 			b.ReportMetric(Median(owns), "kernel-own-s")
-			b.ReportMetric(Median(ownRatios), "ready/kernel-own")
+			b.ReportMetric(ownRatio, "ready/kernel-own")
 			b.ReportMetric(Median(mods), "modules-after-ready-s")
 			b.ReportMetric(Median(perIters)*1000, "ms/iteration")
 			b.ReportMetric(0, "ns/op")
