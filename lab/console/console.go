@@ -214,8 +214,8 @@ func KernelTime(log []byte, marker string) time.Duration {
 	return -1
 }
 
-// Where user space starts, by the kernel's clock. 5.8+ kernels print runInit before they
-// exec /init. Older ones (v4.11, v4.13) do not; there kernel_init's last lines before the
+// Where user space starts, by the kernel's clock. 5.x and later kernels print runInit before
+// they exec /init. Older ones (v4.11, v4.13) do not; there kernel_init's last lines before the
 // exec, free_initmem's and mark_rodata_ro's "Freeing unused kernel ..." memory lines, stand
 // in, and failing those the first line of /init itself (the agent's), which is late by
 // however long /init takes to say something: a Go program's start, ~0.1–0.2 s under TCG.

@@ -22,9 +22,10 @@ func bootRuns() int {
 
 // BenchmarkBoot measures, per kernel, QEMU start → the agent answering SSH (boot-to-ready),
 // next to the kernel's own time to /init (from its entry, seen over QMP, to its timestamp at
-// /init on the console), their ratio against issue 11's targets (≤ 1.2 for kbuild kernels, ≤ 1.5 for Debian's), the time the modules loaded
-// after the agent answered take (the first setup step), and the per-iteration overhead of a
-// trivial command (`true`) through SSH and the harness.
+// /init on the console), their ratio against issue 11's targets (≤ 1.2 for kbuild kernels,
+// ≤ 1.5 for Debian's), the time the modules loaded after the agent answered take (the first
+// setup step), and the per-iteration overhead of a trivial command (`true`) through SSH and
+// the harness.
 //
 //	go test -run '^$' -bench Boot -benchtime 1x ./lab/repro
 func BenchmarkBoot(b *testing.B) {
